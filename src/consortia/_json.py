@@ -1,0 +1,118 @@
+"""JSON at the trust boundary: strict parsing and RFC 8785 canonical bytes.
+
+Everything that crosses into the platform is parsed here, so one set of rules holds for
+requests, stored records and action values: UTF-8 only, no duplicate object keys, no NaN or
+Infinity, integers inside the IEEE-754 safe range (so every language reads the same number),
+and a bounded nesting depth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import TypeAlias
+
+import rfc8785
+
+from consortia.errors import BadRequest
+
+__all__ = ["JSON", "MAX_DEPTH", "JSONObject", "canonical", "check_value", "loads_strict"]
+
+JSON: TypeAlias = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+JSONObject: TypeAlias = dict[str, JSON]
+
+#: Deepest nesting accepted anywhere (objects and arrays both count).
+MAX_DEPTH = 32
+_SAFE_INT = 2**53 - 1
+
+
+def _no_duplicates(pairs: Iterable[tuple[str, JSON]]) -> JSONObject:
+    obj: JSONObject = {}
+    for key, value in pairs:
+        if key in obj:
+            raise BadRequest(f"duplicate JSON object key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> JSON:
+    raise BadRequest(f"{name} is not valid JSON; send a finite number")
+
+
+def _nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings, without recursion (cheap pre-check)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
+    """Parse untrusted JSON, raising :class:`BadRequest` that says what was wrong."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+    else:
+        text = data
+    if _nesting_depth(text) > MAX_DEPTH:
+        raise BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
+    try:
+        value: JSON = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    check_value(value, what=what)
+    return value
+
+
+def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
+    """Check that ``value`` is JSON-compatible as this platform defines it; return it.
+
+    Raises :class:`BadRequest` naming the first offending part.
+    """
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not -_SAFE_INT <= value <= _SAFE_INT:
+            raise BadRequest(f"{what}: integer {value} is outside ±(2**53-1)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadRequest(f"{what}: {value} is not a finite number")
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_value(item, what=f"{what}[{index}]", depth=depth + 1)
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise BadRequest(f"{what}: object key {key!r} is not a string")
+            check_value(item, what=f"{what}.{key}", depth=depth + 1)
+        return value
+    raise BadRequest(f"{what}: {type(value).__name__} is not a JSON value")
+
+
+def canonical(value: JSON) -> bytes:
+    """RFC 8785 (JCS) bytes of ``value``: the one encoding that is hashed or signed."""
+    return rfc8785.dumps(value)

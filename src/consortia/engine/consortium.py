@@ -1,0 +1,517 @@
+"""One consortium's live state in the engine, and the batch that a group commit writes.
+
+:class:`ConsortiumRuntime` holds what the sequencer needs at hand (the keyring, the current
+constitution, open proposals, queue counters) and turns plain values into the encrypted rows
+of :mod:`consortia.ledger.store`. :class:`Batch` gathers the outcome of several requests so
+that one storage transaction commits them all; later requests in a batch read the earlier
+ones' writes through its overlay.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consortia._json import JSON, JSONObject, canonical, loads_strict
+from consortia.errors import ConsortiaError, NotFound
+from consortia.governance.constitution import Constitution
+from consortia.governance.parse import parse_action_definition, parse_member, parse_proposal
+from consortia.governance.voting import Proposal
+from consortia.identity.box import Sealer
+from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap
+from consortia.ledger.merkle import leaf_hash, leaf_input
+from consortia.ledger.records import (
+    SALT_BYTES,
+    Audience,
+    TxRecord,
+    audience_from_json,
+    audience_to_json,
+    record_digest,
+    version_digest,
+)
+from consortia.ledger.store import (
+    CommitBatch,
+    NameRow,
+    NonceRow,
+    NotificationRow,
+    ProposalRow,
+    Store,
+    TxRow,
+    VersionRow,
+)
+
+__all__ = [
+    "GOV_ACTIONS",
+    "GOV_MEMBERS",
+    "GOV_SETTINGS",
+    "Batch",
+    "ConsortiumRuntime",
+    "Notice",
+    "StateVersion",
+    "Write",
+    "parent_of",
+]
+
+GOV_PREFIX = "gov/"
+GOV_MEMBERS = "gov/members/"
+GOV_ACTIONS = "gov/actions/"
+GOV_SETTINGS = "gov/settings"
+_SEQ = struct.Struct(">Q")
+
+Random = Callable[[int], bytes]
+
+
+def parent_of(key: str) -> str:
+    """The directory of a key: everything up to and including its last ``/``."""
+    cut = key.rfind("/")
+    return "" if cut < 0 else key[: cut + 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One staged state write of an execution."""
+
+    key: str
+    value: JSON
+    audience: Audience
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StateVersion:
+    """One decrypted state version."""
+
+    key: str
+    value: JSON
+    audience: Audience
+    deleted: bool
+    seqno: int
+    txid: str
+    salt: bytes
+
+    def visible_to(self, member: str) -> bool:
+        """Whether ``member`` may read this version."""
+        return self.audience is None or member in self.audience
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification to be queued for one member at commit."""
+
+    member: str
+    kind: str
+    txid: str
+    txref: str | None
+    action: str
+    body: JSON
+
+
+class ConsortiumRuntime:
+    """The sequencer's view of one consortium (not thread-safe: one sequence per consortium)."""
+
+    def __init__(
+        self,
+        *,
+        cid: str,
+        store: Store,
+        keyring: Keyring,
+        sealer: Sealer,
+        info: JSONObject,
+        random: Random = os.urandom,
+    ) -> None:
+        self.cid = cid
+        self.store = store
+        self.keyring = keyring
+        self.sealer = sealer
+        self.info = info
+        self.random = random
+        self._cid_bytes = cid.encode()
+        self.constitution = Constitution(actions={}, members={})
+        self.proposals: dict[str, Proposal] = {}
+        self._counters: dict[str, int] = {}
+        self.next_seqno = 0
+
+    # -- loading ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        store: Store,
+        cid: str,
+        *,
+        node_key: bytes,
+        sealer: Sealer,
+        random: Random = os.urandom,
+    ) -> ConsortiumRuntime:
+        """Load a consortium from storage, or raise ``not_found``."""
+        row = store.consortium(cid)
+        if row is None:
+            raise NotFound(f"no consortium {cid!r} on this platform")
+        keyring = Keyring.from_bytes(
+            unwrap(node_key, row.keyring, b"keyring|" + cid.encode(), what=f"keyring of {cid}")
+        )
+        info = loads_strict(
+            keyring.decrypt(row.info, b"info|" + cid.encode(), what=f"info of {cid}")
+        )
+        if not isinstance(info, dict):
+            raise LedgerCorrupted(f"info of {cid} is not an object")
+        runtime = cls(cid=cid, store=store, keyring=keyring, sealer=sealer, info=info, random=random)
+        runtime.reload()
+        return runtime
+
+    def reload(self) -> None:
+        """Re-read governance, open proposals and counters from storage (after a failed commit)."""
+        self.next_seqno = self.store.tree_size(self.cid)
+        self._counters.clear()
+        self.constitution = self.read_constitution()
+        self.proposals = {}
+        for row in self.store.open_proposals(self.cid):
+            proposal = self._open_proposal(row.pid_hash, row.blob)
+            self.proposals[proposal.id] = proposal
+
+    def read_constitution(self) -> Constitution:
+        """Rebuild the constitution from the ``gov/`` keys."""
+        members = {}
+        for key in self.list_keys(GOV_MEMBERS):
+            member = parse_member(self._gov_value(key), what=key, error=LedgerCorrupted)
+            members[member.id] = member
+        actions = {}
+        for key in self.list_keys(GOV_ACTIONS):
+            definition = parse_action_definition(
+                self._gov_value(key), what=key, error=LedgerCorrupted
+            )
+            actions[definition.name] = definition
+        settings = self._gov_value(GOV_SETTINGS) if self.latest(GOV_SETTINGS) else {}
+        new_member = settings.get("new_member_actions", []) if isinstance(settings, dict) else []
+        return Constitution(
+            actions=actions,
+            members=members,
+            new_member_actions=tuple(str(a) for a in new_member if isinstance(a, str))
+            if isinstance(new_member, list)
+            else (),
+        )
+
+    def _gov_value(self, key: str) -> JSONObject:
+        version = self.latest(key)
+        if version is None or not isinstance(version.value, dict):
+            raise LedgerCorrupted(f"governance key {key} is missing or not an object")
+        return version.value
+
+    # -- hashing and blobs ------------------------------------------------------------------
+
+    def name_hash(self, key: str) -> bytes:
+        """Keyed hash of a state key (storage never sees the key)."""
+        return self.keyring.name_hash("key", key)
+
+    def member_hash(self, member: str) -> bytes:
+        """Keyed hash of a member id (for its queue)."""
+        return self.keyring.name_hash("member", member)
+
+    def nonce_hash(self, member: str, nonce: str) -> bytes:
+        """Keyed hash of a member's nonce."""
+        return self.keyring.name_hash("nonce", member + "\x00" + nonce)
+
+    def proposal_hash(self, pid: str) -> bytes:
+        """Keyed hash of a proposal id."""
+        return self.keyring.name_hash("proposal", pid)
+
+    def _aad(self, table: bytes, *parts: bytes) -> bytes:
+        return b"|".join((table, self._cid_bytes, *parts))
+
+    # -- state reads ------------------------------------------------------------------------
+
+    def _version(self, row: VersionRow) -> StateVersion:
+        what = f"state version at seqno {row.seqno}"
+        plain = self.keyring.decrypt(
+            row.blob, self._aad(b"version", row.name_hash, _SEQ.pack(row.seqno)), what=what
+        )
+        try:
+            doc = loads_strict(plain, what=what)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+            return StateVersion(
+                key=str(doc["key"]),
+                value=doc["value"],
+                audience=audience_from_json(doc["audience"]),
+                deleted=bool(doc["deleted"]),
+                seqno=row.seqno,
+                txid=row.txid,
+                salt=bytes.fromhex(str(doc["salt"])),
+            )
+        except (ConsortiaError, KeyError, ValueError) as exc:
+            raise LedgerCorrupted(f"{what} is unreadable: {exc}") from None
+
+    def latest(self, key: str) -> StateVersion | None:
+        """Newest committed version of ``key``, whoever may see it."""
+        row = self.store.latest_version(self.cid, self.name_hash(key))
+        return None if row is None else self._version(row)
+
+    def versions(self, key: str) -> list[StateVersion]:
+        """Every committed version of ``key``, oldest first."""
+        return [self._version(r) for r in self.store.versions(self.cid, self.name_hash(key))]
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Committed live keys directly under ``prefix``, sorted."""
+        names = []
+        for row in self.store.children(self.cid, self.keyring.name_hash("dir", prefix)):
+            plain = self.keyring.decrypt(
+                row.blob, self._aad(b"name", row.name_hash), what="key name"
+            )
+            names.append(plain.decode("utf-8"))
+        return sorted(names)
+
+    def record(self, row: TxRow) -> TxRecord:
+        """Decrypt and parse a transaction's record, checking its digest."""
+        from consortia.ledger.records import parse_record
+
+        data = self.record_bytes(row)
+        try:
+            return parse_record(data)
+        except ValueError as exc:
+            raise LedgerCorrupted(f"record {row.seqno} is unreadable: {exc}") from None
+
+    def record_bytes(self, row: TxRow) -> bytes:
+        """The record bytes of a transaction, checked against its digest."""
+        data = self.keyring.decrypt(
+            row.blob, self._aad(b"tx", _SEQ.pack(row.seqno)), what=f"record {row.seqno}"
+        )
+        if record_digest(data) != row.digest:
+            raise LedgerCorrupted(f"record {row.seqno} does not match its digest")
+        return data
+
+    def _open_proposal(self, pid_hash: bytes, blob: bytes) -> Proposal:
+        plain = self.keyring.decrypt(blob, self._aad(b"proposal", pid_hash), what="proposal")
+        try:
+            return parse_proposal(loads_strict(plain, what="proposal"))
+        except (ConsortiaError, ValueError) as exc:
+            raise LedgerCorrupted(f"stored proposal is unreadable: {exc}") from None
+
+    def proposal(self, pid: str) -> Proposal | None:
+        """A proposal by id (open ones from memory, decided ones from storage)."""
+        found = self.proposals.get(pid)
+        if found is not None:
+            return found
+        row = self.store.proposal(self.cid, self.proposal_hash(pid))
+        return None if row is None else self._open_proposal(row.pid_hash, row.blob)
+
+    def notification_counter(self, member: str) -> int:
+        """The id of the member's newest queued notification."""
+        count = self._counters.get(member)
+        if count is None:
+            count = self.store.last_notification_id(self.cid, self.member_hash(member))
+            self._counters[member] = count
+        return count
+
+    # -- rows for a batch -------------------------------------------------------------------
+
+    def version_rows(
+        self, write: Write, seqno: int, txid: str
+    ) -> tuple[VersionRow, NameRow, str]:
+        """Encrypted rows for one write, and its digest for the record."""
+        salt = self.random(SALT_BYTES)
+        name_hash = self.name_hash(write.key)
+        doc: JSONObject = {
+            "key": write.key,
+            "value": write.value,
+            "audience": audience_to_json(write.audience),
+            "deleted": write.deleted,
+            "salt": salt.hex(),
+        }
+        blob = self.keyring.encrypt(
+            canonical(doc),
+            self._aad(b"version", name_hash, _SEQ.pack(seqno)),
+            random=self.random,
+        )
+        name_blob = self.keyring.encrypt(
+            write.key.encode("utf-8"), self._aad(b"name", name_hash), random=self.random
+        )
+        parent = self.keyring.name_hash("dir", parent_of(write.key))
+        digest = version_digest(write.key, write.value, write.audience, salt)
+        return (
+            VersionRow(name_hash, seqno, txid, blob),
+            NameRow(name_hash, parent, not write.deleted, name_blob),
+            digest,
+        )
+
+    def tx_row(self, record: TxRecord) -> TxRow:
+        """The encrypted row and leaf of a record."""
+        data = record.to_bytes()
+        digest = record_digest(data)
+        leaf = leaf_hash(leaf_input(record.seqno, bytes.fromhex(record.txid), digest))
+        blob = self.keyring.encrypt(
+            data, self._aad(b"tx", _SEQ.pack(record.seqno)), random=self.random
+        )
+        return TxRow(record.seqno, record.txid, digest, leaf, blob)
+
+    def proposal_row(self, proposal: Proposal) -> ProposalRow:
+        """The encrypted row of a proposal."""
+        pid_hash = self.proposal_hash(proposal.id)
+        blob = self.keyring.encrypt(
+            canonical(proposal.to_stored()), self._aad(b"proposal", pid_hash), random=self.random
+        )
+        return ProposalRow(pid_hash, proposal.is_open, blob)
+
+    def notification_row(self, notice: Notice, nid: int) -> NotificationRow | None:
+        """Seal a notice to its member's current key; None if the member is gone."""
+        member = self.constitution.members.get(notice.member)
+        if member is None:
+            return None
+        sealed = self.sealer.seal(member.encryption_key, canonical(notice.body))
+        data: JSONObject = {
+            "id": nid,
+            "kind": notice.kind,
+            "txid": notice.txid,
+            "txref": notice.txref,
+            "action": notice.action,
+            "sealed": sealed,
+        }
+        member_hash = self.member_hash(notice.member)
+        blob = self.keyring.encrypt(
+            canonical(data),
+            self._aad(b"notification", member_hash, _SEQ.pack(nid)),
+            random=self.random,
+        )
+        return NotificationRow(member_hash, nid, blob)
+
+    def notification_data(self, row: NotificationRow) -> JSONObject:
+        """Decrypt one queue entry to the wire form of PROTOCOL.md section 5."""
+        plain = self.keyring.decrypt(
+            row.blob,
+            self._aad(b"notification", row.member_hash, _SEQ.pack(row.nid)),
+            what=f"notification {row.nid}",
+        )
+        doc = loads_strict(plain, what="notification")
+        if not isinstance(doc, dict):
+            raise LedgerCorrupted(f"notification {row.nid} is not an object")
+        return doc
+
+
+@dataclass
+class Batch:
+    """What one group commit will write, and the overlay later requests in it read."""
+
+    runtime: ConsortiumRuntime
+    rows: CommitBatch = field(default_factory=CommitBatch)
+    overlay: dict[str, StateVersion] = field(default_factory=dict)
+    listed: dict[str, dict[str, bool]] = field(default_factory=dict)
+    nonces: dict[bytes, str] = field(default_factory=dict)
+    committed: dict[str, int] = field(default_factory=dict)
+    proposals: dict[str, Proposal] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    next_seqno: int = 0
+
+    def __post_init__(self) -> None:
+        self.next_seqno = self.runtime.next_seqno
+
+    def latest(self, key: str) -> StateVersion | None:
+        """Newest version of ``key`` including this batch's earlier writes."""
+        staged = self.overlay.get(key)
+        return staged if staged is not None else self.runtime.latest(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Live keys under ``prefix`` including this batch's earlier writes."""
+        names = set(self.runtime.list_keys(prefix))
+        for key, alive in self.listed.get(prefix, {}).items():
+            if alive:
+                names.add(key)
+            else:
+                names.discard(key)
+        return sorted(names)
+
+    def add_tx(
+        self,
+        *,
+        txid: str,
+        time: int,
+        action: str,
+        member: str,
+        audience: Audience,
+        request: str | None,
+        writes: list[Write],
+        detail: JSONObject,
+        nonce: tuple[str, str] | None,
+    ) -> int:
+        """Stage one committed transaction; returns its seqno."""
+        runtime = self.runtime
+        seqno = self.next_seqno
+        digests = []
+        for write in writes:
+            version, name, digest = runtime.version_rows(write, seqno, txid)
+            self.rows.versions.append(version)
+            self.rows.names.append(name)
+            digests.append(digest)
+            self.overlay[write.key] = StateVersion(
+                write.key, write.value, write.audience, write.deleted, seqno, txid, b""
+            )
+            self.listed.setdefault(parent_of(write.key), {})[write.key] = not write.deleted
+        record = TxRecord(
+            consortium=runtime.cid,
+            seqno=seqno,
+            txid=txid,
+            time=time,
+            action=action,
+            member=member,
+            audience=audience,
+            request=request,
+            writes=tuple(digests),
+            salt=runtime.random(SALT_BYTES),
+            detail=detail,
+        )
+        self.rows.txs.append(runtime.tx_row(record))
+        if nonce is not None:
+            self.add_nonce(*nonce, txid=txid)
+        self.committed[txid] = seqno
+        self.next_seqno = seqno + 1
+        return seqno
+
+    def add_nonce(self, member: str, nonce: str, *, txid: str) -> None:
+        """Stage a used nonce."""
+        nonce_hash = self.runtime.nonce_hash(member, nonce)
+        self.nonces[nonce_hash] = txid
+        self.rows.nonces.append(NonceRow(nonce_hash, txid))
+
+    def nonce_txid(self, member: str, nonce: str) -> str | None:
+        """The txid that used this nonce, in this batch or in storage."""
+        nonce_hash = self.runtime.nonce_hash(member, nonce)
+        found = self.nonces.get(nonce_hash)
+        return found if found is not None else self.runtime.store.nonce(self.runtime.cid, nonce_hash)
+
+    def put_proposal(self, proposal: Proposal) -> None:
+        """Stage a new or changed proposal."""
+        self.proposals[proposal.id] = proposal
+
+    def proposal(self, pid: str) -> Proposal | None:
+        """A proposal as this batch sees it."""
+        staged = self.proposals.get(pid)
+        return staged if staged is not None else self.runtime.proposal(pid)
+
+    def notify(self, notices: list[Notice]) -> None:
+        """Stage notifications, numbering each member's queue in order."""
+        runtime = self.runtime
+        for notice in notices:
+            current = self.counters.get(notice.member)
+            if current is None:
+                current = runtime.notification_counter(notice.member)
+            row = runtime.notification_row(notice, current + 1)
+            if row is not None:
+                self.counters[notice.member] = current + 1
+                self.rows.notifications.append(row)
+
+    def finish(self) -> CommitBatch:
+        """The rows to commit, proposals included."""
+        for proposal in self.proposals.values():
+            self.rows.proposals.append(self.runtime.proposal_row(proposal))
+        return self.rows
+
+    def applied(self) -> None:
+        """After a durable commit: move the batch's effects into the runtime."""
+        runtime = self.runtime
+        runtime.next_seqno = self.next_seqno
+        runtime._counters.update(self.counters)
+        for proposal in self.proposals.values():
+            if proposal.is_open:
+                runtime.proposals[proposal.id] = proposal
+            else:
+                runtime.proposals.pop(proposal.id, None)

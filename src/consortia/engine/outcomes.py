@@ -1,0 +1,49 @@
+"""What the engine answers (PROTOCOL.md section 2); the edge renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consortia._json import JSONObject
+
+__all__ = ["Committed", "Created", "Outcome", "Pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Executed and durably committed."""
+
+    txid: str
+    seqno: int
+
+    def to_wire(self) -> JSONObject:
+        """The 200 body."""
+        return {"status": "committed", "txid": self.txid, "seqno": self.seqno}
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Waiting for votes; the proposal is durable."""
+
+    txid: str
+    proposal: str
+
+    def to_wire(self) -> JSONObject:
+        """The 202 body."""
+        return {"status": "pending", "txid": self.txid, "proposal": self.proposal}
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A consortium was created (its genesis transaction committed)."""
+
+    consortium: str
+    txid: str
+    seqno: int
+
+    def to_wire(self) -> JSONObject:
+        """The 201 body."""
+        return {"consortium": self.consortium, "txid": self.txid, "seqno": self.seqno}
+
+
+Outcome = Committed | Pending

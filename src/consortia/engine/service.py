@@ -1,0 +1,68 @@
+"""The service identity: the TEP's own Ed25519 signing key and X25519 encryption key.
+
+The signing key signs Merkle roots and receipts; the encryption key boxes notifications and
+opens JWE-wrapped requests. Both are stored only wrapped under the node key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from consortia._json import JSONObject, canonical, loads_strict
+from consortia.errors import ConsortiaError
+from consortia.identity.keys import EncryptionKey, SigningKey
+from consortia.ledger.crypto import LedgerCorrupted, unwrap, wrap
+from consortia.ledger.store import Store
+
+__all__ = ["ServiceIdentity"]
+
+_META = "service-keys"
+_AAD = b"service-keys"
+
+
+@dataclass(frozen=True)
+class ServiceIdentity:
+    """The platform's key pairs."""
+
+    signing: SigningKey
+    encryption: EncryptionKey
+
+    def __repr__(self) -> str:
+        return "ServiceIdentity(<keys hidden>)"
+
+    @classmethod
+    def generate(cls) -> ServiceIdentity:
+        """Fresh keys (for a new platform)."""
+        return cls(SigningKey.generate(), EncryptionKey.generate())
+
+    @classmethod
+    def load_or_create(cls, store: Store, node_key: bytes) -> ServiceIdentity:
+        """The stored service keys, or new ones stored (wrapped) on first start."""
+        blob = store.meta_get(_META)
+        if blob is None:
+            identity = cls.generate()
+            doc: JSONObject = {
+                "signing": dict(identity.signing.to_jwk()),
+                "encryption": dict(identity.encryption.to_jwk()),
+            }
+            store.meta_put(_META, wrap(node_key, canonical(doc), _AAD, random=os.urandom))
+            return identity
+        plain = unwrap(node_key, blob, _AAD, what="service keys")
+        try:
+            doc_in = loads_strict(plain, what="service keys")
+            if not isinstance(doc_in, dict):
+                raise LedgerCorrupted("service keys are not an object")
+            return cls(
+                SigningKey.from_jwk(doc_in["signing"]),
+                EncryptionKey.from_jwk(doc_in["encryption"]),
+            )
+        except (ConsortiaError, KeyError) as exc:
+            raise LedgerCorrupted(f"stored service keys are unreadable: {exc}") from None
+
+    def public_info(self) -> JSONObject:
+        """The keys as ``GET /v1/service`` publishes them."""
+        return {
+            "service_key": dict(self.signing.public_jwk()),
+            "encryption_key": dict(self.encryption.public_jwk()),
+        }

@@ -1,0 +1,124 @@
+"""Reads as one member: every read path enforces "who sees what" (PROTOCOL.md section 7).
+
+A member reads a transaction record, or a state version, only if the audience includes it
+(the submitter and its ``visible_to``; everyone for governance). History shows hidden
+versions only as ``{seqno, txid, digest}``, so each member can still get a receipt for them.
+"""
+
+from __future__ import annotations
+
+from consortia._json import JSON, JSONObject
+from consortia.errors import BadRequest, NotFound
+from consortia.identity._b64 import b64url_encode
+
+from consortia.engine.consortium import ConsortiumRuntime
+from consortia.engine.execution import check_key
+
+__all__ = ["MAX_PAGE", "MemberView"]
+
+#: Most notifications returned by one read.
+MAX_PAGE = 1000
+
+
+class MemberView:
+    """The consortium as one active member may see it (committed state only)."""
+
+    def __init__(self, runtime: ConsortiumRuntime, member: str) -> None:
+        self._runtime = runtime
+        self.member = member
+        self.consortium = runtime.cid
+
+    def __repr__(self) -> str:
+        return f"MemberView({self.consortium!r}, {self.member!r})"
+
+    def constitution(self) -> JSONObject:
+        """Every action definition (code included) and the member list with public keys."""
+        doc = self._runtime.constitution.to_json()
+        doc["consortium"] = self.consortium
+        doc["name"] = self._runtime.info.get("name")
+        doc["template"] = self._runtime.info.get("template")
+        return doc
+
+    def proposals(self, status: str = "open") -> list[JSONObject]:
+        """Open proposals this member may see (governance ones: everyone)."""
+        if status != "open":
+            raise BadRequest("only status=open can be listed; fetch others by id")
+        return [
+            p.to_json()
+            for p in sorted(self._runtime.proposals.values(), key=lambda p: (p.created_at, p.id))
+            if p.visible_to_member(self.member)
+        ]
+
+    def proposal(self, pid: str) -> JSONObject:
+        """One proposal by id, open or decided, if this member may see it."""
+        found = self._runtime.proposal(pid)
+        if found is None or not found.visible_to_member(self.member):
+            raise NotFound(f"no proposal {pid!r} that member {self.member!r} may see")
+        return found.to_json()
+
+    def transaction(self, txid: str) -> JSONObject:
+        """``{"txid","seqno","record"}`` if this member may see the record."""
+        row = self._runtime.store.tx_by_txid(self.consortium, txid)
+        if row is not None:
+            data = self._runtime.record_bytes(row)
+            record = self._runtime.record(row)
+            if record.audience is None or self.member in record.audience:
+                return {"txid": txid, "seqno": row.seqno, "record": b64url_encode(data)}
+        raise NotFound(f"no transaction {txid!r} that member {self.member!r} may see")
+
+    def object(self, key: str) -> JSONObject:
+        """The newest version of ``key`` this member may see."""
+        key = _key(key)
+        for version in reversed(self._runtime.versions(key)):
+            if version.visible_to(self.member):
+                if version.deleted:
+                    break
+                return {
+                    "key": key,
+                    "value": version.value,
+                    "seqno": version.seqno,
+                    "txid": version.txid,
+                }
+        raise NotFound(f"no value of {key!r} that member {self.member!r} may see")
+
+    def history(self, key: str) -> list[JSONObject]:
+        """Every version of ``key``, oldest first; hidden ones as seqno, txid and digest."""
+        key = _key(key)
+        out: list[JSONObject] = []
+        for version in self._runtime.versions(key):
+            if version.visible_to(self.member):
+                entry: JSONObject = {
+                    "seqno": version.seqno,
+                    "txid": version.txid,
+                    "value": version.value,
+                    "visible": True,
+                }
+                if version.deleted:
+                    entry["deleted"] = True
+                out.append(entry)
+            else:
+                row = self._runtime.store.tx_by_seqno(self.consortium, version.seqno)
+                digest: JSON = None if row is None else row.digest.hex()
+                out.append(
+                    {"seqno": version.seqno, "txid": version.txid, "digest": digest, "visible": False}
+                )
+        if not out:
+            raise NotFound(f"no key {key!r}")
+        return out
+
+    def notifications(self, after: int = 0, limit: int = MAX_PAGE) -> list[JSONObject]:
+        """This member's queue entries with id > ``after``, oldest first."""
+        if after < 0 or not 0 < limit <= MAX_PAGE:
+            raise BadRequest(f"after must be >= 0 and limit within 1..{MAX_PAGE}")
+        runtime = self._runtime
+        rows = runtime.store.notifications(
+            self.consortium, runtime.member_hash(self.member), after, limit
+        )
+        return [runtime.notification_data(row) for row in rows]
+
+
+def _key(key: object) -> str:
+    try:
+        return check_key(key)
+    except Exception as exc:  # noqa: BLE001 - re-raised as the read path's own code
+        raise BadRequest(str(exc)) from None

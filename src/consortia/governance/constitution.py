@@ -1,0 +1,286 @@
+"""The constitution: members, action definitions, permissions and voting schemas.
+
+Pure data and rules, no I/O and no clock: every time-dependent decision takes ``now``.
+Parsing from untrusted parameters lives in :mod:`consortia.governance.parse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from types import MappingProxyType
+from typing import Literal
+
+from consortia._json import JSONObject
+from consortia.errors import (
+    MemberSuspended,
+    NotPublic,
+    PermissionDenied,
+    UnknownAction,
+    UnknownMember,
+)
+from consortia.identity.keys import PublicEncryptionKey, VerifyKey
+
+__all__ = [
+    "BASE_ACTIONS",
+    "GOVERNANCE_ACTIONS",
+    "ActionDefinition",
+    "Constitution",
+    "Member",
+    "MemberStatus",
+    "Permission",
+    "Scope",
+    "VotingSchema",
+]
+
+Scope = Literal["public", "internal"]
+
+#: Actions every constitution starts with (PROTOCOL.md section 7). They stay builtin: an
+#: amendment may change their permissions and voting schema, never their code.
+BASE_ACTIONS: frozenset[str] = frozenset(
+    {
+        "addMember",
+        "removeMember",
+        "amendConstitution",
+        "updatePermissions",
+        "refreshTrustKeys",
+        "voteFor",
+        "approveAction",
+        "sendNotifications",
+    }
+)
+
+#: Base actions whose transactions change governance and so are visible to every member.
+GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
+    {"addMember", "removeMember", "amendConstitution", "updatePermissions", "refreshTrustKeys"}
+)
+
+
+class MemberStatus(str, Enum):
+    """A member's standing: only ``active`` members act, vote or read."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A consortium member and its current public keys."""
+
+    id: str
+    signing_key: VerifyKey
+    encryption_key: PublicEncryptionKey
+    info: JSONObject = field(default_factory=dict)
+    status: MemberStatus = MemberStatus.ACTIVE
+
+    @property
+    def active(self) -> bool:
+        """Whether the member may act, vote and read."""
+        return self.status is MemberStatus.ACTIVE
+
+    def to_json(self) -> JSONObject:
+        """The member as the constitution read shows it."""
+        return {
+            "id": self.id,
+            "signing_key": dict(self.signing_key.to_jwk()),
+            "encryption_key": dict(self.encryption_key.to_jwk()),
+            "info": self.info,
+            "status": self.status.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One entry of an action's permission list.
+
+    The validity window is half-open, ``[valid_from, valid_to)``, in NumericDate seconds,
+    like a JWT's ``nbf``/``exp``: ``valid_to`` is the first instant it no longer holds.
+    """
+
+    member: str
+    execute: bool
+    valid_from: int | None = None
+    valid_to: int | None = None
+
+    def allows(self, now: int) -> bool:
+        """Whether this entry grants execution at ``now``."""
+        if not self.execute:
+            return False
+        if self.valid_from is not None and now < self.valid_from:
+            return False
+        return self.valid_to is None or now < self.valid_to
+
+    def to_json(self) -> JSONObject:
+        """The entry in the wire format of PROTOCOL.md section 7."""
+        out: JSONObject = {"member": self.member, "execute": self.execute}
+        if self.valid_from is not None:
+            out["valid_from"] = self.valid_from
+        if self.valid_to is not None:
+            out["valid_to"] = self.valid_to
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class VotingSchema:
+    """Who votes on an action, how many approvals it needs, and who may veto it.
+
+    ``voters`` is ``"any"`` or ``"all"`` (every active member is in the electorate; the two
+    differ only in that ``"any"`` with majority 1 and no veto means *no vote at all*), or a
+    tuple of member ids. ``majority`` is an absolute count of approvals.
+    """
+
+    voters: Literal["any", "all"] | tuple[str, ...] = "any"
+    majority: int = 1
+    veto: tuple[str, ...] = ()
+
+    @property
+    def needs_vote(self) -> bool:
+        """False for the seed's "no vote" schema: voters any, majority 1, no veto."""
+        return not (self.voters == "any" and self.majority == 1 and not self.veto)
+
+    def to_json(self) -> JSONObject:
+        """The schema in the wire format of PROTOCOL.md section 7."""
+        voters: str | list[str] = (
+            self.voters if isinstance(self.voters, str) else list(self.voters)
+        )
+        return {"voters": voters, "majority": self.majority, "veto": list(self.veto)}
+
+
+NO_VOTE = VotingSchema()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDefinition:
+    """One action of the constitution: its scope, code and rules."""
+
+    name: str
+    scope: Scope
+    language: Literal["builtin", "starlark"]
+    code: str | None
+    permissions: tuple[Permission, ...] = ()
+    voting: VotingSchema = NO_VOTE
+
+    def permission_for(self, member: str) -> Permission | None:
+        """The member's entry in the permission list, if any (the last one wins)."""
+        found = None
+        for entry in self.permissions:
+            if entry.member == member:
+                found = entry
+        return found
+
+    def to_json(self) -> JSONObject:
+        """The definition as the constitution read shows it (code included)."""
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "language": self.language,
+            "code": self.code,
+            "permissions": [p.to_json() for p in self.permissions],
+            "voting": self.voting.to_json(),
+        }
+
+
+def _frozen(mapping: Mapping[str, object]) -> Mapping[str, object]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Constitution:
+    """The whole rule book of one consortium at one point in its history (immutable)."""
+
+    actions: Mapping[str, ActionDefinition]
+    members: Mapping[str, Member]
+    #: Actions a member added later may execute at once (from the genesis template).
+    new_member_actions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actions", _frozen(self.actions))
+        object.__setattr__(self, "members", _frozen(self.members))
+
+    # -- members ---------------------------------------------------------------------------
+
+    def member(self, member_id: str) -> Member:
+        """The member, raising ``unknown_member`` if there is none."""
+        found = self.members.get(member_id)
+        if found is None:
+            raise UnknownMember(f"no member {member_id!r} in this consortium")
+        return found
+
+    def active_member(self, member_id: str) -> Member:
+        """The member, raising unless it is active."""
+        found = self.member(member_id)
+        if not found.active:
+            raise MemberSuspended(
+                f"member {member_id!r} is {found.status.value}; only active members may act"
+            )
+        return found
+
+    def active_ids(self) -> list[str]:
+        """Ids of the active members, sorted."""
+        return sorted(m.id for m in self.members.values() if m.active)
+
+    def is_active(self, member_id: str) -> bool:
+        """Whether ``member_id`` names an active member."""
+        found = self.members.get(member_id)
+        return found is not None and found.active
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action(self, name: str) -> ActionDefinition:
+        """The action, raising ``unknown_action`` if there is none."""
+        found = self.actions.get(name)
+        if found is None:
+            raise UnknownAction(f"no action {name!r} in the constitution")
+        return found
+
+    def authorize(self, member_id: str, action_name: str, now: int) -> ActionDefinition:
+        """Step 3 of a request: the action exists, is public, and the member may run it now."""
+        definition = self.action(action_name)
+        if definition.scope != "public":
+            raise NotPublic(
+                f"action {action_name!r} is internal: only action code may call it"
+            )
+        self.check_permission(definition, member_id, now)
+        return definition
+
+    def check_permission(self, definition: ActionDefinition, member_id: str, now: int) -> None:
+        """Raise ``permission_denied`` unless the member may execute ``definition`` at ``now``."""
+        entry = definition.permission_for(member_id)
+        if entry is None or not entry.execute:
+            raise PermissionDenied(
+                f"member {member_id!r} has no execute permission on {definition.name!r}"
+            )
+        if not entry.allows(now):
+            window = f"[{entry.valid_from}, {entry.valid_to})"
+            raise PermissionDenied(
+                f"member {member_id!r} may execute {definition.name!r} only within {window}; "
+                f"now is {now}"
+            )
+
+    # -- changes (each returns a new constitution) ----------------------------------------
+
+    def with_member(self, member: Member) -> Constitution:
+        """A copy with ``member`` added or replaced."""
+        members = dict(self.members)
+        members[member.id] = member
+        return replace(self, members=members)
+
+    def with_action(self, definition: ActionDefinition) -> Constitution:
+        """A copy with ``definition`` added or replaced."""
+        actions = dict(self.actions)
+        actions[definition.name] = definition
+        return replace(self, actions=actions)
+
+    def with_permissions(self, action: str, permissions: Iterable[Permission]) -> Constitution:
+        """A copy where ``action`` has exactly ``permissions``."""
+        return self.with_action(replace(self.action(action), permissions=tuple(permissions)))
+
+    def to_json(self) -> JSONObject:
+        """The constitution as ``GET …/constitution`` shows it."""
+        return {
+            "actions": [self.actions[n].to_json() for n in sorted(self.actions)],
+            "members": [self.members[m].to_json() for m in sorted(self.members)],
+            "new_member_actions": list(self.new_member_actions),
+        }

@@ -1,0 +1,288 @@
+"""Reading constitution pieces from untrusted JSON (action parameters, stored records).
+
+Each parser names the offending field and what was expected. Parameters of base actions are
+the action's own validation, so the default error is ``action_failed``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
+
+from consortia._json import JSON, JSONObject
+from consortia.errors import ActionFailed, ConsortiaError
+from consortia.governance.constitution import (
+    ActionDefinition,
+    Member,
+    MemberStatus,
+    Permission,
+    Scope,
+    VotingSchema,
+)
+from consortia.identity.keys import PublicEncryptionKey, VerifyKey, validate_member_id
+
+if TYPE_CHECKING:
+    from consortia.governance.voting import Proposal
+
+__all__ = [
+    "MAX_CODE_BYTES",
+    "parse_action_definition",
+    "parse_member",
+    "parse_proposal",
+    "parse_permissions",
+    "parse_voting",
+    "require_fields",
+]
+
+#: Largest action code accepted by amendConstitution.
+MAX_CODE_BYTES = 256 * 1024
+_ACTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_ErrorType = type[ConsortiaError]
+
+
+def require_fields(
+    obj: JSON,
+    *,
+    what: str,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    error: _ErrorType = ActionFailed,
+) -> JSONObject:
+    """Check ``obj`` is an object with the required fields and no unknown ones."""
+    if not isinstance(obj, dict):
+        raise error(f"{what} must be a JSON object, got {type(obj).__name__}")
+    required = tuple(required)
+    missing = [f for f in required if f not in obj]
+    if missing:
+        raise error(f"{what} is missing {', '.join(repr(m) for m in missing)}")
+    allowed = set(required) | set(optional)
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise error(
+            f"{what} has unknown field(s) {', '.join(repr(u) for u in unknown)}; "
+            f"expected {', '.join(sorted(allowed))}"
+        )
+    return obj
+
+
+def _str(obj: JSONObject, key: str, what: str, error: _ErrorType) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise error(f"{what}.{key} must be a string")
+    return value
+
+
+def _member_id(value: JSON, what: str, error: _ErrorType) -> str:
+    try:
+        return validate_member_id(value, what=what)
+    except ConsortiaError as exc:
+        raise error(exc.message) from None
+
+
+def _time(value: JSON, what: str, error: _ErrorType) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise error(f"{what} must be a NumericDate (non-negative integer seconds) or null")
+    return value
+
+
+def parse_action_name(value: JSON, *, what: str, error: _ErrorType = ActionFailed) -> str:
+    """An action name: a letter then up to 63 letters, digits or underscores."""
+    if not isinstance(value, str) or not _ACTION_NAME.match(value):
+        raise error(f"{what} must be an action name like 'placeOrder' (letters, digits, _)")
+    return value
+
+
+def parse_permissions(
+    value: JSON, *, what: str = "permissions", error: _ErrorType = ActionFailed
+) -> tuple[Permission, ...]:
+    """A permission list: ``[{"member", "execute", "valid_from"?, "valid_to"?}]``."""
+    if not isinstance(value, list):
+        raise error(f"{what} must be a list of permission entries")
+    out: list[Permission] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        where = f"{what}[{index}]"
+        entry = require_fields(
+            item,
+            what=where,
+            required=("member", "execute"),
+            optional=("valid_from", "valid_to"),
+            error=error,
+        )
+        member = _member_id(entry["member"], f"{where}.member", error)
+        if member in seen:
+            raise error(f"{where}: member {member!r} appears twice in the permission list")
+        seen.add(member)
+        execute = entry["execute"]
+        if not isinstance(execute, bool):
+            raise error(f"{where}.execute must be true or false")
+        valid_from = _time(entry.get("valid_from"), f"{where}.valid_from", error)
+        valid_to = _time(entry.get("valid_to"), f"{where}.valid_to", error)
+        if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+            raise error(f"{where}: valid_to ({valid_to}) must be after valid_from ({valid_from})")
+        out.append(Permission(member, execute, valid_from, valid_to))
+    return tuple(out)
+
+
+def parse_voting(
+    value: JSON, *, what: str = "voting", error: _ErrorType = ActionFailed
+) -> VotingSchema:
+    """A voting schema: ``{"voters": "any"|"all"|[ids], "majority": int, "veto": [ids]}``."""
+    obj = require_fields(
+        value, what=what, required=("voters", "majority"), optional=("veto",), error=error
+    )
+    voters_raw = obj["voters"]
+    voters: Literal["any", "all"] | tuple[str, ...]
+    if voters_raw == "any":
+        voters = "any"
+    elif voters_raw == "all":
+        voters = "all"
+    elif isinstance(voters_raw, list) and voters_raw:
+        ids = [_member_id(v, f"{what}.voters[{i}]", error) for i, v in enumerate(voters_raw)]
+        if len(set(ids)) != len(ids):
+            raise error(f"{what}.voters lists a member twice")
+        voters = tuple(ids)
+    else:
+        raise error(f"{what}.voters must be 'any', 'all' or a non-empty list of member ids")
+    majority = obj["majority"]
+    if isinstance(majority, bool) or not isinstance(majority, int) or majority < 1:
+        raise error(f"{what}.majority must be an integer of at least 1")
+    if isinstance(voters, tuple) and majority > len(voters):
+        raise error(
+            f"{what}.majority {majority} can never be reached by {len(voters)} listed voters"
+        )
+    veto_raw = obj.get("veto", [])
+    if veto_raw is None:
+        veto_raw = []
+    if not isinstance(veto_raw, list):
+        raise error(f"{what}.veto must be a list of member ids")
+    veto = tuple(_member_id(v, f"{what}.veto[{i}]", error) for i, v in enumerate(veto_raw))
+    if len(set(veto)) != len(veto):
+        raise error(f"{what}.veto lists a member twice")
+    return VotingSchema(voters, majority, veto)
+
+
+def parse_action_definition(
+    value: JSON, *, what: str = "params", error: _ErrorType = ActionFailed
+) -> ActionDefinition:
+    """An amendConstitution definition (the code is stored verbatim)."""
+    obj = require_fields(
+        value,
+        what=what,
+        required=("name", "scope", "language", "permissions", "voting"),
+        optional=("code", "replace_self"),
+        error=error,
+    )
+    name = parse_action_name(obj["name"], what=f"{what}.name", error=error)
+    scope_raw = obj["scope"]
+    if scope_raw not in ("public", "internal"):
+        raise error(f"{what}.scope must be 'public' or 'internal', got {scope_raw!r}")
+    scope: Scope = "public" if scope_raw == "public" else "internal"
+    language = obj["language"]
+    code = obj.get("code")
+    if language == "builtin":
+        if code is not None:
+            raise error(f"{what}.code must be absent for a builtin action")
+        return ActionDefinition(
+            name,
+            scope,
+            "builtin",
+            None,
+            parse_permissions(obj["permissions"], what=f"{what}.permissions", error=error),
+            parse_voting(obj["voting"], what=f"{what}.voting", error=error),
+        )
+    if language != "starlark":
+        raise error(f"{what}.language must be 'starlark', got {language!r}")
+    if not isinstance(code, str) or not code.strip():
+        raise error(f"{what}.code must be the action's Starlark source")
+    if len(code.encode("utf-8")) > MAX_CODE_BYTES:
+        raise error(f"{what}.code is larger than {MAX_CODE_BYTES} bytes")
+    return ActionDefinition(
+        name,
+        scope,
+        "starlark",
+        code,
+        parse_permissions(obj["permissions"], what=f"{what}.permissions", error=error),
+        parse_voting(obj["voting"], what=f"{what}.voting", error=error),
+    )
+
+
+def parse_member(
+    value: JSON, *, what: str = "member", error: _ErrorType = ActionFailed
+) -> Member:
+    """A member as addMember and genesis give it: id, public JWKs, info."""
+    obj = require_fields(
+        value,
+        what=what,
+        required=("id", "signing_key", "encryption_key"),
+        optional=("info", "status"),
+        error=error,
+    )
+    member_id = _member_id(obj["id"], f"{what}.id", error)
+    try:
+        signing = VerifyKey.from_jwk(obj["signing_key"])
+        encryption = PublicEncryptionKey.from_jwk(obj["encryption_key"])
+    except ConsortiaError as exc:
+        raise error(f"{what}: {exc.message}") from None
+    info = obj.get("info", {})
+    if not isinstance(info, dict):
+        raise error(f"{what}.info must be a JSON object")
+    status_raw = obj.get("status", "active")
+    try:
+        status = MemberStatus(status_raw)
+    except ValueError:
+        raise error(f"{what}.status must be active, suspended or removed") from None
+    return Member(member_id, signing, encryption, info, status)
+
+
+def parse_proposal(value: JSON) -> Proposal:
+    """A stored proposal (after decryption); raises ValueError saying what is wrong."""
+    from consortia.governance.voting import Ballot, Proposal, ProposalStatus
+
+    if not isinstance(value, dict):
+        raise ValueError("stored proposal is not an object")
+    try:
+        ballots_raw = value["ballots"]
+        params = value["params"]
+        visible = value["visible_to"]
+        audience = value["audience"]
+        if not isinstance(ballots_raw, list) or not isinstance(params, dict):
+            raise ValueError("stored proposal ballots/params are ill-typed")
+        if not isinstance(visible, list):
+            raise ValueError("stored proposal visible_to is ill-typed")
+        ballots = []
+        for b in ballots_raw:
+            if not isinstance(b, dict):
+                raise ValueError("stored ballot is not an object")
+            ballots.append(Ballot(str(b["member"]), b["ballot"] == "approve", str(b["txid"])))
+        created_at, seqno = value["created_at"], value["seqno"]
+        if not isinstance(created_at, int) or not (seqno is None or isinstance(seqno, int)):
+            raise ValueError("stored proposal times are ill-typed")
+        txref, error = value["txref"], value["error"]
+        return Proposal(
+            id=str(value["proposal"]),
+            action=str(value["action"]),
+            requester=str(value["requester"]),
+            request=str(value["request"]),
+            params=params,
+            visible_to=tuple(str(v) for v in visible),
+            txref=None if txref is None else str(txref),
+            audience=None if audience == "*" else tuple(str(a) for a in _list(audience)),
+            created_at=created_at,
+            ballots=tuple(ballots),
+            status=ProposalStatus(value["status"]),
+            reason=str(value["reason"]),
+            seqno=seqno,
+            error=None if error is None else str(error),
+        )
+    except KeyError as exc:
+        raise ValueError(f"stored proposal lacks {exc.args[0]!r}") from None
+
+
+def _list(value: JSON) -> list[JSON]:
+    if not isinstance(value, list):
+        raise ValueError("expected a list")
+    return value

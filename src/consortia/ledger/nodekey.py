@@ -1,0 +1,53 @@
+"""The node key: the local secret that wraps every consortium's keyring (embedded mode).
+
+It lives in a file of mode 0600 beside the database. Losing it loses the ledger unless the
+members hold recovery shares (the ledger issue adds them); leaking it leaks the ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+from consortia.errors import BadRequest
+from consortia.ledger.crypto import KEY_BYTES
+
+__all__ = ["load_or_create_node_key"]
+
+_PREFIX = "consortia-node-key/1:"
+
+
+def load_or_create_node_key(path: Path) -> bytes:
+    """Read the node key at ``path``, creating it (mode 0600) if the file does not exist."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _load(path)
+    key = os.urandom(KEY_BYTES)
+    try:
+        os.write(fd, (_PREFIX + base64.urlsafe_b64encode(key).decode() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return key
+
+
+def _load(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise BadRequest(
+            f"node key {path} is accessible to group or others (mode {oct(mode & 0o777)}); "
+            f"run: chmod 600 {path}"
+        )
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not text.startswith(_PREFIX):
+        raise BadRequest(f"{path} is not a Consortia node key file")
+    try:
+        key = base64.urlsafe_b64decode(text[len(_PREFIX) :])
+    except ValueError:
+        raise BadRequest(f"{path} holds a damaged node key") from None
+    if len(key) != KEY_BYTES:
+        raise BadRequest(f"{path} holds a node key of {len(key)} bytes, expected {KEY_BYTES}")
+    return key

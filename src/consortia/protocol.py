@@ -1,0 +1,96 @@
+"""Member-side messages of the wire protocol (PROTOCOL.md), for in-process use and the SDK.
+
+Pure builders and openers: they take keys, a time and (optionally) a nonce, and return the
+exact compact strings a member sends. Nothing here talks to a platform.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from consortia._json import JSON, JSONObject, canonical, loads_strict
+from consortia.errors import BadRequest
+from consortia.identity.box import open_box
+from consortia.identity.jws import sign_compact
+from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey
+
+__all__ = [
+    "ACTION_TYP",
+    "new_nonce",
+    "open_notification",
+    "sign_action",
+    "sign_creation",
+    "sign_key_proof",
+]
+
+ACTION_TYP = "consortia-action"
+
+
+def new_nonce() -> str:
+    """A fresh 32-character nonce."""
+    return secrets.token_hex(16)
+
+
+def sign_action(
+    keys: MemberKeys,
+    *,
+    consortium: str,
+    action: str,
+    params: JSONObject,
+    now: int,
+    visible_to: Sequence[str] = (),
+    txref: str | None = None,
+    nonce: str | None = None,
+) -> str:
+    """An executeAction request (PROTOCOL.md section 2) as a compact JWS."""
+    payload: JSONObject = {
+        "consortium": consortium,
+        "member": keys.member_id,
+        "action": action,
+        "params": params,
+        "visible_to": list(visible_to),
+        "nonce": nonce or new_nonce(),
+        "iat": now,
+    }
+    if txref is not None:
+        payload["txref"] = txref
+    return sign_compact(canonical(payload), keys.signing, kid=keys.member_id, typ=ACTION_TYP)
+
+
+def sign_creation(
+    operator: SigningKey,
+    *,
+    consortium: str,
+    name: str,
+    members: Sequence[JSONObject],
+    now: int,
+    template: str = "default",
+    nonce: str | None = None,
+) -> str:
+    """A consortium-creation request (PROTOCOL.md section 8), signed by the operator key."""
+    payload: JSONObject = {
+        "consortium": consortium,
+        "name": name,
+        "template": template,
+        "members": list(members),
+        "nonce": nonce or new_nonce(),
+        "iat": now,
+    }
+    return sign_compact(canonical(payload), operator, kid="operator", typ="consortia-create")
+
+
+def sign_key_proof(new_key: SigningKey, *, member: str, consortium: str, now: int) -> str:
+    """The refreshTrustKeys proof of possession: a JWS by the *new* key."""
+    payload: JSONObject = {"member": member, "consortium": consortium, "iat": now}
+    return sign_compact(canonical(payload), new_key, kid=member, typ="consortia-key-proof")
+
+
+def open_notification(
+    data: JSONObject, keys: MemberKeys, service_key: PublicEncryptionKey
+) -> JSON:
+    """Open a notification's ``sealed`` body (PROTOCOL.md section 5) with the member's key."""
+    sealed = data.get("sealed")
+    if not isinstance(sealed, str):
+        raise BadRequest("notification has no sealed body")
+    return loads_strict(open_box(sealed, keys.encryption, service_key), what="notification body")
