@@ -17,9 +17,17 @@ import rfc8785
 
 from consortia.errors import BadRequest
 
-__all__ = ["JSON", "MAX_DEPTH", "JSONObject", "canonical", "check_value", "loads_strict"]
+__all__ = [
+    "JSON",
+    "MAX_DEPTH",
+    "JSONObject",
+    "canonical",
+    "check_value",
+    "json_list",
+    "loads_strict",
+]
 
-JSON: TypeAlias = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 JSONObject: TypeAlias = dict[str, JSON]
 
 #: Deepest nesting accepted anywhere (objects and arrays both count).
@@ -116,3 +124,8 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
 def canonical(value: JSON) -> bytes:
     """RFC 8785 (JCS) bytes of ``value``: the one encoding that is hashed or signed."""
     return rfc8785.dumps(value)
+
+
+def json_list(values: Iterable[JSON]) -> list[JSON]:
+    """A ``list[JSON]`` of ``values`` (lists are invariant, so ``list[str]`` is not one)."""
+    return list(values)

@@ -86,9 +86,7 @@ def sign_key_proof(new_key: SigningKey, *, member: str, consortium: str, now: in
     return sign_compact(canonical(payload), new_key, kid=member, typ="consortia-key-proof")
 
 
-def open_notification(
-    data: JSONObject, keys: MemberKeys, service_key: PublicEncryptionKey
-) -> JSON:
+def open_notification(data: JSONObject, keys: MemberKeys, service_key: PublicEncryptionKey) -> JSON:
     """Open a notification's ``sealed`` body (PROTOCOL.md section 5) with the member's key."""
     sealed = data.get("sealed")
     if not isinstance(sealed, str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import T0, World
+from conftest import T0, World, js
 
 from consortia import Committed, MemberKeys, Pending, open_notification, sign_key_proof
 from consortia._json import JSONObject
@@ -24,6 +24,7 @@ def rotate_params(world: World, member: str) -> tuple[JSONObject, MemberKeys]:
 def test_refresh_trust_keys_old_key_refused_after(world: World) -> None:
     params, new = rotate_params(world, "vendor")
     old = world.keys["vendor"]
+    assert old != new
     assert isinstance(world.act("vendor", "refreshTrustKeys", params), Committed)
     # Every active member learns of the new key; the rotating member's copy is sealed to
     # its new key (older notifications stay sealed to the old one).
@@ -35,11 +36,15 @@ def test_refresh_trust_keys_old_key_refused_after(world: World) -> None:
     )
     service = world.platform.service.encryption.public_key
     opened = open_notification(last, new, service)
-    assert opened["member"] == "vendor"  # type: ignore[index,call-overload]
-    world.refused("bad_signature", world.sign("vendor", "voteFor", {"proposal": "p", "ballot": "approve"}))
+    assert js(opened)["member"] == "vendor"
+    world.refused(
+        "bad_signature", world.sign("vendor", "voteFor", {"proposal": "p", "ballot": "approve"})
+    )
     world.keys["vendor"] = new
     # The new key works (the proposal does not exist: refused by the action, not the key).
-    world.refused("not_found", world.sign("vendor", "voteFor", {"proposal": "p", "ballot": "approve"}))
+    world.refused(
+        "not_found", world.sign("vendor", "voteFor", {"proposal": "p", "ballot": "approve"})
+    )
 
 
 def test_refresh_trust_keys_needs_proof_of_possession(world: World) -> None:
@@ -51,7 +56,9 @@ def test_refresh_trust_keys_needs_proof_of_possession(world: World) -> None:
     params2, _ = rotate_params(world, "vendor")
     params2["proof"] = sign_key_proof(
         SigningKey.from_jwk(world.keys["vendor"].signing.to_jwk()),
-        member="telco", consortium="acme", now=world.clock.now,
+        member="telco",
+        consortium="acme",
+        now=world.clock.now,
     )
     world.refused("action_failed", world.sign("vendor", "refreshTrustKeys", params2))
 
@@ -82,9 +89,13 @@ def test_stale_iat_is_refused_at_the_window_edges(world: World) -> None:
 def test_bad_signature_and_unknown_member(world: World) -> None:
     stranger = MemberKeys.generate("telco")  # claims to be telco, with another key
     world.keys["impostor"] = stranger
-    world.refused("bad_signature", world.sign("impostor", "voteFor", {"proposal": "p", "ballot": "approve"}))
+    world.refused(
+        "bad_signature", world.sign("impostor", "voteFor", {"proposal": "p", "ballot": "approve"})
+    )
     world.add_keys("nobody")
-    world.refused("unknown_member", world.sign("nobody", "voteFor", {"proposal": "p", "ballot": "approve"}))
+    world.refused(
+        "unknown_member", world.sign("nobody", "voteFor", {"proposal": "p", "ballot": "approve"})
+    )
 
 
 def test_malformed_bodies_are_bad_requests(world: World) -> None:
@@ -116,7 +127,10 @@ def permission_window(world: World, start: int, end: int) -> None:
     }
     pending = world.act("telco", "updatePermissions", params)
     assert isinstance(pending, Pending)
-    assert isinstance(world.act("installer", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}), Committed)
+    assert isinstance(
+        world.act("installer", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}),
+        Committed,
+    )
 
 
 def test_update_permissions_validity_window(world: World) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import World, storage_fingerprint
+from conftest import World, js, storage_fingerprint
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
@@ -15,15 +15,23 @@ def veto_schema(world: World) -> None:
         "scope": "public",
         "language": "builtin",
         "permissions": [{"member": m, "execute": True} for m in ("telco", "vendor", "installer")],
-        "voting": {"voters": ["telco", "vendor", "installer"], "majority": 2, "veto": ["installer"]},
+        "voting": {
+            "voters": ["telco", "vendor", "installer"],
+            "majority": 2,
+            "veto": ["installer"],
+        },
     }
     pending = world.act("telco", "amendConstitution", params)
     assert isinstance(pending, Pending)
     done = world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"})
     assert isinstance(done, Committed)
     view = world.platform.member_view("acme", "installer")
-    add = next(a for a in view.constitution()["actions"] if a["name"] == "addMember")  # type: ignore[index,union-attr]
-    assert add["voting"] == {"voters": ["telco", "vendor", "installer"], "majority": 2, "veto": ["installer"]}  # type: ignore[index]
+    add = next(a for a in js(view.constitution())["actions"] if a["name"] == "addMember")
+    assert add["voting"] == {
+        "voters": ["telco", "vendor", "installer"],
+        "majority": 2,
+        "veto": ["installer"],
+    }
 
 
 def test_add_member_approved_under_two_of_three_with_veto(world: World) -> None:
@@ -33,18 +41,20 @@ def test_add_member_approved_under_two_of_three_with_veto(world: World) -> None:
     assert isinstance(pending, Pending)
     assert "vote_request" in world.kinds("vendor") and "vote_request" in world.kinds("installer")
     # Not a member yet: the customer cannot act.
-    world.refused("unknown_member", world.sign("customer", "voteFor", {"proposal": "x", "ballot": "approve"}))
+    world.refused(
+        "unknown_member", world.sign("customer", "voteFor", {"proposal": "x", "ballot": "approve"})
+    )
     done = world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"})
     assert isinstance(done, Committed)
-    members = world.platform.member_view("acme", "telco").constitution()["members"]
-    assert "customer" in [m["id"] for m in members]  # type: ignore[index,union-attr]
+    members = js(world.platform.member_view("acme", "telco").constitution())["members"]
+    assert "customer" in [m["id"] for m in members]
     # The requester is told the result of its own request, with its txref.
     results = [b for k, b in world.notes("telco") if k == "result"]
     assert {"member": "customer", "status": "active"} in results
     # The new member may run refreshTrustKeys and voteFor (template's new_member_actions).
-    cons = world.platform.member_view("acme", "customer").constitution()
-    vote = next(a for a in cons["actions"] if a["name"] == "voteFor")  # type: ignore[index,union-attr]
-    assert {"member": "customer", "execute": True} in vote["permissions"]  # type: ignore[index,operator]
+    cons = js(world.platform.member_view("acme", "customer").constitution())
+    vote = next(a for a in js(cons)["actions"] if a["name"] == "voteFor")
+    assert {"member": "customer", "execute": True} in vote["permissions"]
     # A decided proposal is final: the veto member's late reject is refused, nothing changes.
     world.refused(
         "action_failed",
@@ -59,10 +69,10 @@ def test_add_member_vetoed(world: World) -> None:
     assert isinstance(pending, Pending)
     veto = world.act("installer", "voteFor", {"proposal": pending.proposal, "ballot": "reject"})
     assert isinstance(veto, Committed)
-    members = world.platform.member_view("acme", "telco").constitution()["members"]
-    assert "customer" not in [m["id"] for m in members]  # type: ignore[index,union-attr]
+    members = js(world.platform.member_view("acme", "telco").constitution())["members"]
+    assert "customer" not in [m["id"] for m in members]
     results = [b for k, b in world.notes("telco") if k == "vote_result"]
-    assert results and results[-1]["outcome"] == "rejected"  # type: ignore[index,call-overload]
+    assert results and js(results[-1])["outcome"] == "rejected"
     assert "vetoed by installer" in str(results[-1])
     # Retrying the very same request answers with the final outcome, and changes nothing.
     body_retry = world.platform.member_view("acme", "telco").proposal(pending.proposal)
@@ -93,7 +103,9 @@ def test_remove_member_while_proposal_open_rejects_unreachable(world: World) -> 
     pending = world.act("telco", "addMember", customer.public_info())
     assert isinstance(pending, Pending)
     world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "reject"})
-    assert world.platform.member_view("acme", "telco").proposal(pending.proposal)["status"] == "open"
+    assert (
+        world.platform.member_view("acme", "telco").proposal(pending.proposal)["status"] == "open"
+    )
     removal = world.act("telco", "removeMember", {"id": "installer"})
     assert isinstance(removal, Pending)
     world.act("vendor", "voteFor", {"proposal": removal.proposal, "ballot": "approve"})
@@ -101,7 +113,10 @@ def test_remove_member_while_proposal_open_rejects_unreachable(world: World) -> 
     status = world.platform.member_view("acme", "telco").proposal(pending.proposal)
     assert status["status"] == "rejected"
     assert "can no longer be reached" in str(status["reason"])
-    world.refused("member_suspended", world.sign("installer", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}))
+    world.refused(
+        "member_suspended",
+        world.sign("installer", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}),
+    )
 
 
 def test_amending_an_action_drops_its_open_proposals(world: World) -> None:
@@ -121,8 +136,11 @@ def test_amending_an_action_drops_its_open_proposals(world: World) -> None:
     dropped = world.platform.member_view("acme", "vendor").proposal(pending.proposal)
     assert dropped["status"] == "dropped"
     told = [b for k, b in world.notes("telco") if k == "vote_result"]
-    assert any(b["outcome"] == "dropped" for b in told)  # type: ignore[index,call-overload]
-    world.refused("action_failed", world.sign("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}))
+    assert any(b["outcome"] == "dropped" for b in js(told))
+    world.refused(
+        "action_failed",
+        world.sign("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}),
+    )
 
 
 def test_amend_constitution_replacing_itself_needs_the_flag(world: World) -> None:
@@ -145,7 +163,9 @@ def test_update_permissions_never_on_itself(world: World) -> None:
 
 def test_internal_action_called_directly_is_not_public(world: World) -> None:
     world.refused("not_public", world.sign("telco", "approveAction", {"proposal": "p"}))
-    world.refused("not_public", world.sign("telco", "sendNotifications", {"members": [], "body": 1}))
+    world.refused(
+        "not_public", world.sign("telco", "sendNotifications", {"members": [], "body": 1})
+    )
 
 
 def test_unknown_action(world: World) -> None:

@@ -12,7 +12,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from consortia._json import JSON, JSONObject, loads_strict
+from consortia._json import JSON, JSONObject, json_list, loads_strict
+from consortia.engine.execution import Execution
 from consortia.errors import (
     ActionFailed,
     ConsortiaError,
@@ -47,8 +48,6 @@ from consortia.governance.voting import (
 from consortia.identity.jws import parse_compact
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 
-from consortia.engine.execution import Execution
-
 __all__ = [
     "BUILTINS",
     "IAT_WINDOW",
@@ -70,8 +69,8 @@ CodeChecker = Callable[[str, str], tuple[str, ...]]
 class Builtin:
     """A base action: its validation and its effect."""
 
-    check: Callable[[Constitution, str, JSONObject, "CheckContext"], None]
-    run: Callable[[Execution, JSONObject, "CheckContext"], JSON]
+    check: Callable[[Constitution, str, JSONObject, CheckContext], None]
+    run: Callable[[Execution, JSONObject, CheckContext], JSON]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +92,7 @@ def _check_members_exist(constitution: Constitution, ids: list[str], what: str) 
 
 
 def _check_definition_members(constitution: Constitution, definition: ActionDefinition) -> None:
-    _check_members_exist(
-        constitution, [p.member for p in definition.permissions], "permissions"
-    )
+    _check_members_exist(constitution, [p.member for p in definition.permissions], "permissions")
     voters = definition.voting.voters
     if not isinstance(voters, str):
         _check_members_exist(constitution, list(voters), "voting.voters")
@@ -263,9 +260,7 @@ def _amend_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
 # -- updatePermissions ------------------------------------------------------------------------
 
 
-def _permissions_check(
-    c: Constitution, caller: str, params: JSONObject, ctx: CheckContext
-) -> None:
+def _permissions_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
     require_fields(params, what="params", required=("action", "permissions"))
     name = parse_action_name(params["action"], what="params.action")
     if name == "updatePermissions":
@@ -409,8 +404,8 @@ def _approve_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
     return {
         "status": result.decision.value,
         "reason": result.reason,
-        "approvals": sorted(result.approvals),
-        "rejections": sorted(result.rejections),
+        "approvals": json_list(sorted(result.approvals)),
+        "rejections": json_list(sorted(result.rejections)),
         "needed": result.needed,
     }
 

@@ -41,6 +41,7 @@ from consortia.ledger.store import (
     TxRow,
     VersionRow,
 )
+from consortia.notify.messages import Notice, seal_notice
 
 __all__ = [
     "GOV_ACTIONS",
@@ -96,18 +97,6 @@ class StateVersion:
         return self.audience is None or member in self.audience
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A notification to be queued for one member at commit."""
-
-    member: str
-    kind: str
-    txid: str
-    txref: str | None
-    action: str
-    body: JSON
-
-
 class ConsortiumRuntime:
     """The sequencer's view of one consortium (not thread-safe: one sequence per consortium)."""
 
@@ -157,7 +146,9 @@ class ConsortiumRuntime:
         )
         if not isinstance(info, dict):
             raise LedgerCorrupted(f"info of {cid} is not an object")
-        runtime = cls(cid=cid, store=store, keyring=keyring, sealer=sealer, info=info, random=random)
+        runtime = cls(
+            cid=cid, store=store, keyring=keyring, sealer=sealer, info=info, random=random
+        )
         runtime.reload()
         return runtime
 
@@ -306,9 +297,7 @@ class ConsortiumRuntime:
 
     # -- rows for a batch -------------------------------------------------------------------
 
-    def version_rows(
-        self, write: Write, seqno: int, txid: str
-    ) -> tuple[VersionRow, NameRow, str]:
+    def version_rows(self, write: Write, seqno: int, txid: str) -> tuple[VersionRow, NameRow, str]:
         """Encrypted rows for one write, and its digest for the record."""
         salt = self.random(SALT_BYTES)
         name_hash = self.name_hash(write.key)
@@ -358,15 +347,7 @@ class ConsortiumRuntime:
         member = self.constitution.members.get(notice.member)
         if member is None:
             return None
-        sealed = self.sealer.seal(member.encryption_key, canonical(notice.body))
-        data: JSONObject = {
-            "id": nid,
-            "kind": notice.kind,
-            "txid": notice.txid,
-            "txref": notice.txref,
-            "action": notice.action,
-            "sealed": sealed,
-        }
+        data = seal_notice(self.sealer, member.encryption_key, notice, nid)
         member_hash = self.member_hash(notice.member)
         blob = self.keyring.encrypt(
             canonical(data),
@@ -476,7 +457,9 @@ class Batch:
         """The txid that used this nonce, in this batch or in storage."""
         nonce_hash = self.runtime.nonce_hash(member, nonce)
         found = self.nonces.get(nonce_hash)
-        return found if found is not None else self.runtime.store.nonce(self.runtime.cid, nonce_hash)
+        return (
+            found if found is not None else self.runtime.store.nonce(self.runtime.cid, nonce_hash)
+        )
 
     def put_proposal(self, proposal: Proposal) -> None:
         """Stage a new or changed proposal."""

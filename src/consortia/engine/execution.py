@@ -14,21 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consortia._json import JSON, JSONObject, check_value
-from consortia.errors import ActionFailed, BadRequest, ConsortiaError, ScopeViolation
-from consortia.governance.constitution import ActionDefinition, Constitution, Member
-from consortia.governance.voting import Proposal
-from consortia.ledger.records import Audience
-from consortia.sandbox.host import BuiltinTarget, CallTarget, StarlarkTarget
-
 from consortia.engine.consortium import (
     GOV_ACTIONS,
     GOV_MEMBERS,
     GOV_PREFIX,
     Batch,
-    Notice,
     Write,
     parent_of,
 )
+from consortia.errors import ActionFailed, BadRequest, ConsortiaError, ScopeViolation
+from consortia.governance.constitution import ActionDefinition, Constitution, Member
+from consortia.governance.voting import Proposal
+from consortia.ledger.records import Audience
+from consortia.notify.messages import Notice
+from consortia.sandbox.host import BuiltinTarget, CallTarget, StarlarkTarget
 
 __all__ = ["MAX_KEY_LENGTH", "Execution", "check_key"]
 
@@ -121,7 +120,9 @@ class Execution:
     def _writable(self, key: str) -> str:
         key = check_key(key)
         if key.startswith(GOV_PREFIX) and not self.privileged:
-            raise ScopeViolation(f"key {key!r} is reserved for governance; action code may not write it")
+            raise ScopeViolation(
+                f"key {key!r} is reserved for governance; action code may not write it"
+            )
         if len(self.writes) >= _MAX_WRITES and key not in self.writes:
             raise ActionFailed(f"an action may write at most {_MAX_WRITES} keys")
         return key
@@ -189,7 +190,13 @@ class Execution:
             self.tell(member, "notice", copy.deepcopy(body))
 
     def tell(
-        self, member: str, kind: str, body: JSON, *, txid: str | None = None, action: str | None = None
+        self,
+        member: str,
+        kind: str,
+        body: JSON,
+        *,
+        txid: str | None = None,
+        action: str | None = None,
     ) -> None:
         """Stage a notification of any kind (the engine's own, e.g. ``vote_request``)."""
         if len(self.notices) >= _MAX_NOTICES:

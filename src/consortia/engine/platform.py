@@ -13,7 +13,32 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from consortia._json import JSON, JSONObject, canonical
+from consortia._json import JSON, JSONObject, canonical, json_list
+from consortia.engine.builtins import (
+    BUILTINS,
+    IAT_WINDOW,
+    CheckContext,
+    CodeChecker,
+    vote_result_recipients,
+)
+from consortia.engine.consortium import (
+    GOV_ACTIONS,
+    GOV_MEMBERS,
+    GOV_SETTINGS,
+    Batch,
+    ConsortiumRuntime,
+    Write,
+)
+from consortia.engine.execution import Execution
+from consortia.engine.outcomes import Committed, Created, Outcome, Pending
+from consortia.engine.request import (
+    ActionRequest,
+    parse_action_request,
+    parse_operator_request,
+    unwrap_body,
+)
+from consortia.engine.service import ServiceIdentity
+from consortia.engine.views import MemberView
 from consortia.errors import (
     ActionFailed,
     BadRequest,
@@ -51,33 +76,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.records import Audience
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
-
-from consortia.engine.builtins import (
-    BUILTINS,
-    IAT_WINDOW,
-    CheckContext,
-    CodeChecker,
-    vote_result_recipients,
-)
-from consortia.engine.consortium import (
-    GOV_ACTIONS,
-    GOV_MEMBERS,
-    GOV_SETTINGS,
-    Batch,
-    ConsortiumRuntime,
-    Notice,
-    Write,
-)
-from consortia.engine.execution import Execution
-from consortia.engine.outcomes import Committed, Created, Outcome, Pending
-from consortia.engine.request import (
-    ActionRequest,
-    parse_action_request,
-    parse_operator_request,
-    unwrap_body,
-)
-from consortia.engine.service import ServiceIdentity
-from consortia.engine.views import MemberView
+from consortia.notify.messages import Notice
 
 __all__ = ["ActionSandbox", "Platform"]
 
@@ -153,7 +152,7 @@ class Platform:
                 "attestation": None,
                 "note": "virtual: no hardware protection of data in use",
                 "version": "1",
-                "templates": sorted(self.templates),
+                "templates": json_list(sorted(self.templates)),
             }
         )
         return info
@@ -226,11 +225,17 @@ class Platform:
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
         row = ConsortiumRow(
             cid,
-            wrap(self._node_key, keyring.to_bytes(), b"keyring|" + cid.encode(), random=self.random),
+            wrap(
+                self._node_key, keyring.to_bytes(), b"keyring|" + cid.encode(), random=self.random
+            ),
             keyring.encrypt(canonical(info), b"info|" + cid.encode(), random=self.random),
         )
         runtime = ConsortiumRuntime(
-            cid=cid, store=self.store, keyring=keyring, sealer=self.sealer, info=info,
+            cid=cid,
+            store=self.store,
+            keyring=keyring,
+            sealer=self.sealer,
+            info=info,
             random=self.random,
         )
         runtime.constitution = constitution
@@ -265,7 +270,9 @@ class Platform:
             "template": template.name,
             "members": [m.id for m in founders],
         }
-        batch.notify([Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders])
+        batch.notify(
+            [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
+        )
         self.store.commit(cid, batch.finish())
         batch.applied()
         self._runtimes[cid] = runtime
@@ -377,9 +384,7 @@ class Platform:
         if builtin is not None:
             builtin.check(constitution, caller, params, self._check_context(cid, now))
 
-    def _prior_answer(
-        self, runtime: ConsortiumRuntime, batch: Batch, txid: str
-    ) -> Outcome | None:
+    def _prior_answer(self, runtime: ConsortiumRuntime, batch: Batch, txid: str) -> Outcome | None:
         """The original answer to a request whose very JWS was already accepted."""
         seqno = batch.committed.get(txid)
         if seqno is None:
@@ -469,7 +474,12 @@ class Platform:
     # -- step 5: execution ------------------------------------------------------------------
 
     def _audience(
-        self, batch: Batch, action: str, caller: str, visible_to: tuple[str, ...], params: JSONObject
+        self,
+        batch: Batch,
+        action: str,
+        caller: str,
+        visible_to: tuple[str, ...],
+        params: JSONObject,
     ) -> Audience:
         if action in GOVERNANCE_ACTIONS:
             return None
@@ -536,7 +546,9 @@ class Platform:
             self._resume(runtime, batch, pid, now)
         return Committed(txid, seqno)
 
-    def _invoke(self, definition: ActionDefinition, execution: Execution, params: JSONObject) -> JSON:
+    def _invoke(
+        self, definition: ActionDefinition, execution: Execution, params: JSONObject
+    ) -> JSON:
         if definition.language == "builtin":
             return self._run_builtin(execution, definition.name, params)
         if definition.code is None:
@@ -570,7 +582,9 @@ class Platform:
             definition = constitution.action(proposal.action)
             constitution.active_member(proposal.requester)
             constitution.check_permission(definition, proposal.requester, now)
-            self._check(definition, constitution, proposal.requester, proposal.params, runtime.cid, now)
+            self._check(
+                definition, constitution, proposal.requester, proposal.params, runtime.cid, now
+            )
             self._run(
                 runtime,
                 batch,
@@ -587,9 +601,7 @@ class Platform:
             )
             outcome: JSONObject = {"outcome": "approved", "seqno": seqno}
         except ConsortiaError as exc:
-            batch.put_proposal(
-                proposal.closed(ProposalStatus.FAILED, exc.message, error=exc.code)
-            )
+            batch.put_proposal(proposal.closed(ProposalStatus.FAILED, exc.message, error=exc.code))
             outcome = {"outcome": "failed", "error": exc.code, "message": exc.message}
         body: JSONObject = {"proposal": pid, "action": proposal.action, "reason": reason, **outcome}
         batch.notify(

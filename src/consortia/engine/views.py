@@ -8,11 +8,10 @@ versions only as ``{seqno, txid, digest}``, so each member can still get a recei
 from __future__ import annotations
 
 from consortia._json import JSON, JSONObject
-from consortia.errors import BadRequest, NotFound
-from consortia.identity._b64 import b64url_encode
-
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
+from consortia.errors import BadRequest, NotFound
+from consortia.identity._b64 import b64url_encode
 
 __all__ = ["MAX_PAGE", "MemberView"]
 
@@ -100,7 +99,12 @@ class MemberView:
                 row = self._runtime.store.tx_by_seqno(self.consortium, version.seqno)
                 digest: JSON = None if row is None else row.digest.hex()
                 out.append(
-                    {"seqno": version.seqno, "txid": version.txid, "digest": digest, "visible": False}
+                    {
+                        "seqno": version.seqno,
+                        "txid": version.txid,
+                        "digest": digest,
+                        "visible": False,
+                    }
                 )
         if not out:
             raise NotFound(f"no key {key!r}")

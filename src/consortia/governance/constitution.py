@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
-from consortia._json import JSONObject
+from consortia._json import JSON, JSONObject, json_list
 from consortia.errors import (
     MemberSuspended,
     NotPublic,
@@ -57,7 +57,7 @@ GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
 )
 
 
-class MemberStatus(str, Enum):
+class MemberStatus(StrEnum):
     """A member's standing: only ``active`` members act, vote or read."""
 
     ACTIVE = "active"
@@ -142,10 +142,8 @@ class VotingSchema:
 
     def to_json(self) -> JSONObject:
         """The schema in the wire format of PROTOCOL.md section 7."""
-        voters: str | list[str] = (
-            self.voters if isinstance(self.voters, str) else list(self.voters)
-        )
-        return {"voters": voters, "majority": self.majority, "veto": list(self.veto)}
+        voters: JSON = self.voters if isinstance(self.voters, str) else json_list(self.voters)
+        return {"voters": voters, "majority": self.majority, "veto": json_list(self.veto)}
 
 
 NO_VOTE = VotingSchema()
@@ -239,9 +237,7 @@ class Constitution:
         """Step 3 of a request: the action exists, is public, and the member may run it now."""
         definition = self.action(action_name)
         if definition.scope != "public":
-            raise NotPublic(
-                f"action {action_name!r} is internal: only action code may call it"
-            )
+            raise NotPublic(f"action {action_name!r} is internal: only action code may call it")
         self.check_permission(definition, member_id, now)
         return definition
 

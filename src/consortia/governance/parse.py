@@ -29,8 +29,8 @@ __all__ = [
     "MAX_CODE_BYTES",
     "parse_action_definition",
     "parse_member",
-    "parse_proposal",
     "parse_permissions",
+    "parse_proposal",
     "parse_voting",
     "require_fields",
 ]
@@ -210,9 +210,7 @@ def parse_action_definition(
     )
 
 
-def parse_member(
-    value: JSON, *, what: str = "member", error: _ErrorType = ActionFailed
-) -> Member:
+def parse_member(value: JSON, *, what: str = "member", error: _ErrorType = ActionFailed) -> Member:
     """A member as addMember and genesis give it: id, public JWKs, info."""
     obj = require_fields(
         value,
@@ -232,7 +230,7 @@ def parse_member(
         raise error(f"{what}.info must be a JSON object")
     status_raw = obj.get("status", "active")
     try:
-        status = MemberStatus(status_raw)
+        status = MemberStatus(str(status_raw))
     except ValueError:
         raise error(f"{what}.status must be active, suspended or removed") from None
     return Member(member_id, signing, encryption, info, status)
@@ -273,7 +271,7 @@ def parse_proposal(value: JSON) -> Proposal:
             audience=None if audience == "*" else tuple(str(a) for a in _list(audience)),
             created_at=created_at,
             ballots=tuple(ballots),
-            status=ProposalStatus(value["status"]),
+            status=ProposalStatus(str(value["status"])),
             reason=str(value["reason"]),
             seqno=seqno,
             error=None if error is None else str(error),

@@ -38,9 +38,7 @@ class Template:
     build: Callable[[Sequence[Member]], Constitution]
 
 
-def base_actions(
-    founders: Sequence[Member], voted: VotingSchema
-) -> dict[str, ActionDefinition]:
+def base_actions(founders: Sequence[Member], voted: VotingSchema) -> dict[str, ActionDefinition]:
     """The base actions with every founder permitted, governance ones under ``voted``."""
     everyone = tuple(Permission(m.id, True) for m in founders)
     actions: dict[str, ActionDefinition] = {}

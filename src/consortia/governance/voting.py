@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from consortia._json import JSONObject
 from consortia.governance.constitution import Constitution, VotingSchema
@@ -27,7 +27,7 @@ from consortia.governance.constitution import Constitution, VotingSchema
 __all__ = ["Ballot", "Decision", "Proposal", "ProposalStatus", "Tally", "electorate", "tally"]
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """What a tally says about a proposal."""
 
     OPEN = "open"
@@ -35,7 +35,7 @@ class Decision(str, Enum):
     REJECTED = "rejected"
 
 
-class ProposalStatus(str, Enum):
+class ProposalStatus(StrEnum):
     """A proposal's life: open until decided, then final."""
 
     OPEN = "open"

@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE INDEX IF NOT EXISTS proposals_open ON proposals (cid, is_open);
 """
 
+_TX_SELECT = (
+    "SELECT t.seqno, t.txid, t.digest, l.leaf_hash, t.blob FROM transactions t "
+    "JOIN leaves l ON l.cid = t.cid AND l.seqno = t.seqno WHERE "
+)
+
 
 class SQLiteStore:
     """:class:`consortia.ledger.store.Store` on one SQLite file (``":memory:"`` for tests)."""
@@ -81,9 +86,7 @@ class SQLiteStore:
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
             # one transaction and nothing commits behind our back.
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -122,9 +125,7 @@ class SQLiteStore:
     def consortium(self, cid: str) -> ConsortiumRow | None:
         """The consortium row, if any."""
         with self._reading() as db:
-            row = db.execute(
-                "SELECT keyring, info FROM consortia WHERE cid = ?", (cid,)
-            ).fetchone()
+            row = db.execute("SELECT keyring, info FROM consortia WHERE cid = ?", (cid,)).fetchone()
         return None if row is None else ConsortiumRow(cid, bytes(row[0]), bytes(row[1]))
 
     def consortia(self) -> list[str]:
@@ -191,29 +192,23 @@ class SQLiteStore:
     def tree_size(self, cid: str) -> int:
         """Next seqno."""
         with self._reading() as db:
-            row = db.execute(
-                "SELECT MAX(seqno) FROM transactions WHERE cid = ?", (cid,)
-            ).fetchone()
+            row = db.execute("SELECT MAX(seqno) FROM transactions WHERE cid = ?", (cid,)).fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def _tx(self, where: str, args: tuple[object, ...]) -> TxRow | None:
+    def _tx(self, query: str, args: tuple[object, ...]) -> TxRow | None:
         with self._reading() as db:
-            row = db.execute(
-                "SELECT t.seqno, t.txid, t.digest, l.leaf_hash, t.blob FROM transactions t "
-                "JOIN leaves l ON l.cid = t.cid AND l.seqno = t.seqno WHERE " + where,
-                args,
-            ).fetchone()
+            row = db.execute(query, args).fetchone()
         if row is None:
             return None
         return TxRow(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]), bytes(row[4]))
 
     def tx_by_txid(self, cid: str, txid: str) -> TxRow | None:
         """The committed transaction with this txid."""
-        return self._tx("t.cid = ? AND t.txid = ?", (cid, txid))
+        return self._tx(_TX_SELECT + "t.cid = ? AND t.txid = ?", (cid, txid))
 
     def tx_by_seqno(self, cid: str, seqno: int) -> TxRow | None:
         """The committed transaction at this seqno."""
-        return self._tx("t.cid = ? AND t.seqno = ?", (cid, seqno))
+        return self._tx(_TX_SELECT + "t.cid = ? AND t.seqno = ?", (cid, seqno))
 
     def latest_version(self, cid: str, name_hash: bytes) -> VersionRow | None:
         """Newest version of a key."""
