@@ -6,6 +6,7 @@ Parsing from untrusted parameters lives in :mod:`consortia.governance.parse`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -86,7 +87,7 @@ class Member:
             "id": self.id,
             "signing_key": dict(self.signing_key.to_jwk()),
             "encryption_key": dict(self.encryption_key.to_jwk()),
-            "info": self.info,
+            "info": copy.deepcopy(self.info),
             "status": self.status.value,
         }
 

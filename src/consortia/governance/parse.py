@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CODE_BYTES",
     "parse_action_definition",
+    "parse_action_name",
     "parse_member",
     "parse_permissions",
     "parse_proposal",
@@ -255,9 +256,15 @@ def parse_proposal(value: JSON) -> Proposal:
         for b in ballots_raw:
             if not isinstance(b, dict):
                 raise ValueError("stored ballot is not an object")
+            if b["ballot"] not in ("approve", "reject"):
+                raise ValueError(f"stored ballot is {b['ballot']!r}")
             ballots.append(Ballot(str(b["member"]), b["ballot"] == "approve", str(b["txid"])))
         created_at, seqno = value["created_at"], value["seqno"]
-        if not isinstance(created_at, int) or not (seqno is None or isinstance(seqno, int)):
+        if (
+            isinstance(created_at, bool)
+            or not isinstance(created_at, int)
+            or not (seqno is None or isinstance(seqno, int))
+        ):
             raise ValueError("stored proposal times are ill-typed")
         txref, error = value["txref"], value["error"]
         return Proposal(

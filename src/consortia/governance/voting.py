@@ -11,12 +11,15 @@ Rules, decided once and documented in docs/governance.md:
   plus the outstanding electorate can no longer reach ``majority``.
 * The tally is a function of the *set* of ballots: order never matters. A decided proposal is
   final (the engine refuses later ballots), so "a veto after approval" cannot happen.
-* Ballots of members no longer active do not count: removing a member re-tallies every open
-  proposal, which may reject it (it can never approve it, since approvals only shrink).
+* Ballots of members no longer active do not count: removing a member re-tallies every *open*
+  proposal, which may reject it (it can never approve an open one, since approvals only
+  shrink). Decided proposals are never re-tallied: a veto stays a veto even if the vetoing
+  member leaves later.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -24,7 +27,16 @@ from enum import StrEnum
 from consortia._json import JSONObject
 from consortia.governance.constitution import Constitution, VotingSchema
 
-__all__ = ["Ballot", "Decision", "Proposal", "ProposalStatus", "Tally", "electorate", "tally"]
+__all__ = [
+    "Ballot",
+    "Decision",
+    "Proposal",
+    "ProposalStatus",
+    "Tally",
+    "electorate",
+    "may_vote",
+    "tally",
+]
 
 
 class Decision(StrEnum):
@@ -186,7 +198,7 @@ class Proposal:
             "proposal": self.id,
             "action": self.action,
             "requester": self.requester,
-            "params": self.params,
+            "params": copy.deepcopy(self.params),
             "visible_to": list(self.visible_to),
             "txref": self.txref,
             "created_at": self.created_at,
