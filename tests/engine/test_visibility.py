@@ -9,7 +9,7 @@ import pytest
 from conftest import World, js
 
 from consortia import Committed, Pending
-from consortia._json import JSONObject
+from consortia._json import JSON, JSONObject
 from consortia.errors import ConsortiaError
 
 WRITE_ORDER = """
@@ -111,7 +111,7 @@ def test_three_member_visibility_example(world: World) -> None:
 
 def test_one_transaction_hands_each_vendor_its_own_part(world: World) -> None:
     vote_in(world, "splitOrder", SPLIT_ORDER)
-    parts = [
+    parts: list[JSON] = [
         {"vendor": "vendor", "items": ["router"]},
         {"vendor": "installer", "items": ["survey"]},
     ]
