@@ -287,6 +287,10 @@ class ConsortiumRuntime:
         row = self.store.proposal(self.cid, self.proposal_hash(pid))
         return None if row is None else self._open_proposal(row.pid_hash, row.blob)
 
+    def note_counters(self, counters: dict[str, int]) -> None:
+        """Record queue ids that a durable commit used."""
+        self._counters.update(counters)
+
     def notification_counter(self, member: str) -> int:
         """The id of the member's newest queued notification."""
         count = self._counters.get(member)
@@ -342,9 +346,11 @@ class ConsortiumRuntime:
         )
         return ProposalRow(pid_hash, proposal.is_open, blob)
 
-    def notification_row(self, notice: Notice, nid: int) -> NotificationRow | None:
-        """Seal a notice to its member's current key; None if the member is gone."""
-        member = self.constitution.members.get(notice.member)
+    def notification_row(
+        self, notice: Notice, nid: int, constitution: Constitution
+    ) -> NotificationRow | None:
+        """Seal a notice to its member's current key; None if the member is unknown."""
+        member = constitution.members.get(notice.member)
         if member is None:
             return None
         data = seal_notice(self.sealer, member.encryption_key, notice, nid)
@@ -382,9 +388,12 @@ class Batch:
     proposals: dict[str, Proposal] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     next_seqno: int = 0
+    #: The constitution as this batch has changed it; the runtime's stays the committed one.
+    constitution: Constitution = field(init=False)
 
     def __post_init__(self) -> None:
         self.next_seqno = self.runtime.next_seqno
+        self.constitution = self.runtime.constitution
 
     def latest(self, key: str) -> StateVersion | None:
         """Newest version of ``key`` including this batch's earlier writes."""
@@ -477,7 +486,7 @@ class Batch:
             current = self.counters.get(notice.member)
             if current is None:
                 current = runtime.notification_counter(notice.member)
-            row = runtime.notification_row(notice, current + 1)
+            row = runtime.notification_row(notice, current + 1, self.constitution)
             if row is not None:
                 self.counters[notice.member] = current + 1
                 self.rows.notifications.append(row)
@@ -492,7 +501,8 @@ class Batch:
         """After a durable commit: move the batch's effects into the runtime."""
         runtime = self.runtime
         runtime.next_seqno = self.next_seqno
-        runtime._counters.update(self.counters)
+        runtime.constitution = self.constitution
+        runtime.note_counters(self.counters)
         for proposal in self.proposals.values():
             if proposal.is_open:
                 runtime.proposals[proposal.id] = proposal

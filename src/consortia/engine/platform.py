@@ -311,7 +311,7 @@ class Platform:
         try:
             self.store.commit(cid, rows)
         except Unavailable as exc:
-            runtime.reload()  # drop what the batch staged in memory
+            # Nothing reached the runtime: the batch is simply dropped.
             return [
                 Unavailable(exc.message, txid=a.txid) if not isinstance(a, ConsortiaError) else a
                 for a in answers
@@ -329,7 +329,7 @@ class Platform:
             prior = self._prior_answer(runtime, batch, txid)
             if prior is not None:
                 return prior
-            constitution = runtime.constitution
+            constitution = batch.constitution
             member = constitution.active_member(request.member)
             jws.verify(member.signing_key)
             if abs(now - request.iat) > IAT_WINDOW:
@@ -413,7 +413,7 @@ class Platform:
         definition: ActionDefinition,
         now: int,
     ) -> Outcome:
-        constitution = runtime.constitution
+        constitution = batch.constitution
         schema = definition.voting
         first = tally(schema, constitution, request.member, ())
         if first.decision is Decision.REJECTED:
@@ -508,12 +508,12 @@ class Platform:
     ) -> Committed:
         """Execute and stage one transaction; nothing is staged if it fails."""
         for member in visible_to:
-            if not runtime.constitution.is_active(member):
+            if not batch.constitution.is_active(member):
                 raise BadRequest(f"visible_to names {member!r}, which is not an active member")
-        definition = runtime.constitution.action(action)
+        definition = batch.constitution.action(action)
         execution = Execution(
             batch=batch,
-            constitution=runtime.constitution,
+            constitution=batch.constitution,
             caller_id=caller,
             tx_id=txid,
             time=now,
@@ -526,7 +526,7 @@ class Platform:
         )
         result = self._invoke(definition, execution, params)
         # Success: move the staged effects into the batch.
-        runtime.constitution = execution.constitution
+        batch.constitution = execution.constitution
         for proposal in execution.proposals.values():
             batch.put_proposal(proposal)
         seqno = batch.add_tx(
@@ -578,7 +578,7 @@ class Platform:
         reason = "approved by vote"
         batch.put_proposal(proposal.closed(ProposalStatus.APPROVED, reason, seqno=seqno))
         try:
-            constitution = runtime.constitution
+            constitution = batch.constitution
             definition = constitution.action(proposal.action)
             constitution.active_member(proposal.requester)
             constitution.check_permission(definition, proposal.requester, now)
@@ -614,7 +614,7 @@ class Platform:
                     proposal.action,
                     body,
                 )
-                for member in vote_result_recipients(runtime.constitution, proposal)
+                for member in vote_result_recipients(batch.constitution, proposal)
             ]
         )
 
