@@ -76,6 +76,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.records import Audience
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
+from consortia.sandbox.runtime import ActionRuntime
 from consortia.notify.messages import Notice
 
 __all__ = ["ActionSandbox", "Platform"]
@@ -125,20 +126,46 @@ class Platform:
         self.service = service or ServiceIdentity.load_or_create(store, node_key)
         self.sealer = Sealer(self.service.encryption)
         self._runtimes: dict[str, ConsortiumRuntime] = {}
+        self._owned_sandbox: ActionRuntime | None = None
 
     def __repr__(self) -> str:
         return f"Platform(store={type(self.store).__name__}, consortia={len(self._runtimes)})"
 
     @classmethod
-    def open(cls, data_dir: Path, **kwargs: object) -> Platform:
-        """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key."""
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        operator_keys: Sequence[VerifyKey] = (),
+        templates: Mapping[str, Template] | None = None,
+        sandbox: ActionSandbox | None = None,
+        clock: Clock = _wall_clock,
+    ) -> Platform:
+        """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key.
+
+        Without a ``sandbox``, the platform starts (and owns) the default Starlark runtime:
+        process isolation, so a runaway action costs an executor restart, never the platform.
+        """
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         node_key = load_or_create_node_key(data_dir / "node.key")
         store = SQLiteStore(data_dir / "ledger.sqlite")
-        return cls(store, node_key=node_key, **kwargs)  # type: ignore[arg-type]
+        owned = ActionRuntime() if sandbox is None else None
+        platform = cls(
+            store,
+            node_key=node_key,
+            operator_keys=operator_keys,
+            templates=templates,
+            sandbox=sandbox or owned,
+            clock=clock,
+        )
+        platform._owned_sandbox = owned
+        return platform
 
     def close(self) -> None:
-        """Close storage."""
+        """Close storage, and stop the sandbox if this platform started it."""
+        if self._owned_sandbox is not None:
+            self._owned_sandbox.close()
+            self._owned_sandbox = None
         self.store.close()
 
     # -- service ----------------------------------------------------------------------------

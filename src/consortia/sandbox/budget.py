@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consortia._json import JSON
+
 __all__ = ["Budget"]
 
 _MIB = 1024 * 1024
@@ -44,7 +46,7 @@ class Budget:
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"Budget.{name} must be an integer >= {least}, got {value!r}")
 
-    def to_wire(self) -> list[int]:
+    def to_wire(self) -> list[JSON]:
         """The budget as the executor protocol carries it (field order is the wire order)."""
         return [
             self.steps,
