@@ -44,3 +44,14 @@ def test_messages_are_clipped() -> None:
     failure = parse_failure("error: " + "x" * 10_000, user_lines=1)
     assert len(failure.text) == MAX_MESSAGE_CHARS
     assert parse_failure("plain", user_lines=1).text == "plain"
+
+
+def test_position_found_past_line_nine() -> None:
+    """starlark-rust widens the gutter for two-digit line numbers (``  --> file:11:9``)."""
+    from consortia.sandbox._messages import parse_failure
+    from consortia.sandbox._prelude import USER_FILE
+
+    report = f"error: fail: no\n  --> {USER_FILE}:11:9\n   |\n11 | fail('no')\n"
+    failure = parse_failure(report, user_lines=20)
+    assert failure.text == "fail: no"
+    assert (failure.line, failure.column) == (11, 9)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from consortia import __version__
+from consortia.cli.action import add_action_commands
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import save_member_keys
 from consortia.identity.keys import MemberKeys, validate_member_id
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--json", action="store_true", help="machine-readable output")
     keygen.set_defaults(run=_keygen)
 
+    add_action_commands(sub)
     return parser
 
 

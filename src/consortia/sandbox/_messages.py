@@ -19,7 +19,7 @@ __all__ = ["MAX_MESSAGE_CHARS", "StarlarkFailure", "parse_failure"]
 MAX_MESSAGE_CHARS = 1_000
 
 _ERROR_LINE = re.compile(r"^error: ", re.MULTILINE)
-_ARROW = re.compile(r"\n --> (?P<file>[^\n]*?):(?P<line>\d+):(?P<column>\d+)(?:\n|$)")
+_ARROW = re.compile(r"\n *--> (?P<file>[^\n]*?):(?P<line>\d+):(?P<column>\d+)(?:\n|$)")
 _FRAME = re.compile(r"^\s*\* (?P<file>[^\n]*?):(?P<line>\d+), in ", re.MULTILINE)
 
 

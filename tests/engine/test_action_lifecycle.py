@@ -1,0 +1,101 @@
+"""Scenario: a Starlark action voted in at runtime, run, refused, replaced; hostile code."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import World, js, storage_fingerprint
+
+from consortia import Committed, Pending
+from consortia._json import JSONObject
+from consortia.errors import ConsortiaError
+
+V1 = """
+def main(params):
+    put("counter", (get("counter") or 0) + params["by"])
+    return {"version": 1, "counter": get("counter")}
+"""
+V2 = """
+def main(params):
+    if params["by"] > 10:
+        fail("steps above 10 need a change request")
+    put("counter", (get("counter") or 0) + 2 * params["by"])
+    return {"version": 2, "counter": get("counter")}
+"""
+
+
+def amend(world: World, code: str, permitted: tuple[str, ...], name: str = "bump") -> None:
+    params: JSONObject = {
+        "name": name,
+        "scope": "public",
+        "language": "starlark",
+        "code": code,
+        "permissions": [{"member": m, "execute": True} for m in permitted],
+        "voting": {"voters": "any", "majority": 1, "veto": []},
+    }
+    pending = world.act("telco", "amendConstitution", params)
+    assert isinstance(pending, Pending)
+    assert isinstance(
+        world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}),
+        Committed,
+    )
+
+
+def result_of(world: World, member: str) -> object:
+    return [b for k, b in world.notes(member) if k == "result"][-1]
+
+
+def test_voted_in_run_refused_replaced_without_restart(world: World) -> None:
+    amend(world, V1, ("telco", "vendor"))
+    assert isinstance(world.act("vendor", "bump", {"by": 5}, visible_to=["telco"]), Committed)
+    assert result_of(world, "vendor") == {"version": 1, "counter": 5}
+    # Not permitted: the installer.
+    world.refused("permission_denied", world.sign("installer", "bump", {"by": 1}))
+    # A later amendment replaces the code; the next run uses it, no restart.
+    amend(world, V2, ("telco", "vendor", "installer"))
+    assert isinstance(world.act("installer", "bump", {"by": 3}), Committed)
+    assert result_of(world, "installer") == {"version": 2, "counter": 11}
+    # The action's own validation refuses, and nothing changes.
+    error = world.refused("action_failed", world.sign("installer", "bump", {"by": 11}))
+    assert "change request" in error.message
+
+
+def test_amendment_with_bad_code_is_refused_before_the_vote(world: World) -> None:
+    params: JSONObject = {
+        "name": "broken",
+        "scope": "public",
+        "language": "starlark",
+        "code": "def main(params):\n    return = 1\n",
+        "permissions": [{"member": "telco", "execute": True}],
+        "voting": {"voters": "any", "majority": 1, "veto": []},
+    }
+    error = world.refused("action_failed", world.sign("telco", "amendConstitution", params))
+    assert "line 2" in error.message
+    params["code"] = 'def main(params):\n    return call("addMember", {})\n'
+    world.refused("scope_violation", world.sign("telco", "amendConstitution", params))
+
+
+LOOP = "def main(params):\n    for i in range(100000000):\n        pass\n"
+DOUBLING = 'def main(params):\n    s = "x"\n    for i in range(40):\n        s = s + s\n    return len(s)\n'
+HOSTILE = {
+    "loop": (LOOP, "budget_exceeded"),
+    "memory": (DOUBLING, "budget_exceeded"),
+    "public_call": ('def main(params):\n    return call(params["a"], {})\n', "scope_violation"),
+    "gov_write": ('def main(params):\n    put("gov/settings", {})\n', "scope_violation"),
+    "non_json": ("def main(params):\n    return main\n", "action_failed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_code_changes_nothing_and_the_platform_keeps_serving(
+    world: World, case: str
+) -> None:
+    code, expected = HOSTILE[case]
+    amend(world, code, ("telco",), name="hostile")
+    amend(world, V1, ("telco",))
+    before = storage_fingerprint(world.db)
+    with pytest.raises(ConsortiaError) as caught:
+        world.act("telco", "hostile", {"a": "addMember"})
+    assert caught.value.code == expected, caught.value
+    assert storage_fingerprint(world.db) == before
+    assert isinstance(world.act("telco", "bump", {"by": 1}), Committed)
+    assert js(result_of(world, "telco"))["counter"] == 1
