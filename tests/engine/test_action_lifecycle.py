@@ -75,7 +75,13 @@ def test_amendment_with_bad_code_is_refused_before_the_vote(world: World) -> Non
 
 
 LOOP = "def main(params):\n    for i in range(100000000):\n        pass\n"
-DOUBLING = 'def main(params):\n    s = "x"\n    for i in range(40):\n        s = s + s\n    return len(s)\n'
+DOUBLING = """
+def main(params):
+    s = "x"
+    for i in range(40):
+        s = s + s
+    return len(s)
+"""
 HOSTILE = {
     "loop": (LOOP, "budget_exceeded"),
     "memory": (DOUBLING, "budget_exceeded"),
