@@ -105,3 +105,33 @@ def test_hostile_code_changes_nothing_and_the_platform_keeps_serving(
     assert storage_fingerprint(world.db) == before
     assert isinstance(world.act("telco", "bump", {"by": 1}), Committed)
     assert js(result_of(world, "telco"))["counter"] == 1
+
+
+def test_an_action_carries_its_own_voted_budget(world: World) -> None:
+    work = (
+        "def main(params):\n    n = 0\n    for i in range(200000):\n        n += i\n    return n\n"
+    )
+    params: JSONObject = {
+        "name": "work",
+        "scope": "public",
+        "language": "starlark",
+        "code": work,
+        "permissions": [{"member": "telco", "execute": True}],
+        "voting": {"voters": "any", "majority": 1, "veto": []},
+        "budget": {"steps": 1000, "memory_bytes": 10**12},
+    }
+    error = world.refused("action_failed", world.sign("telco", "amendConstitution", params))
+    assert "memory_bytes" in error.message
+    amend(world, work, ("telco",), name="work")  # platform defaults: enough steps
+    assert isinstance(world.act("telco", "work", {}), Committed)
+    params["budget"] = {"steps": 2}  # the consortium votes a tighter limit for this action
+    pending = world.act("telco", "amendConstitution", params)
+    assert isinstance(pending, Pending)
+    world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"})
+    shown = next(
+        a
+        for a in js(world.platform.member_view("acme", "vendor").constitution())["actions"]
+        if a["name"] == "work"
+    )
+    assert shown["budget"] == {"steps": 2}
+    world.refused("budget_exceeded", world.sign("telco", "work", {}))

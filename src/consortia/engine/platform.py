@@ -76,6 +76,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.records import Audience
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
+from consortia.sandbox.budget import Budget
 from consortia.sandbox.runtime import ActionRuntime
 from consortia.notify.messages import Notice
 
@@ -92,8 +93,15 @@ class ActionSandbox(Protocol):
         """Compile ``code`` (raising ``action_failed`` with line numbers); its literal calls."""
         ...
 
-    def execute(self, name: str, code: str, params: JSONObject, host: Execution) -> JSON:
-        """Run ``main(params)`` of ``code`` against ``host``."""
+    def execute(
+        self,
+        name: str,
+        code: str,
+        params: JSONObject,
+        host: Execution,
+        budget: Budget | None = None,
+    ) -> JSON:
+        """Run ``main(params)`` of ``code`` against ``host`` within ``budget``."""
         ...
 
 
@@ -585,7 +593,8 @@ class Platform:
                 f"action {definition.name!r} is written in {definition.language}, and this "
                 "platform runs no action sandbox; its code is stored but cannot execute"
             )
-        return self.sandbox.execute(definition.name, definition.code, params, execution)
+        budget = None if definition.budget is None else Budget(**definition.budget)
+        return self.sandbox.execute(definition.name, definition.code, params, execution, budget)
 
     def _run_builtin(self, execution: Execution, action: str, params: JSONObject) -> JSON:
         builtin = BUILTINS.get(action)

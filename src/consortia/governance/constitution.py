@@ -25,6 +25,7 @@ from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 
 __all__ = [
     "BASE_ACTIONS",
+    "BUDGET_LIMITS",
     "GOVERNANCE_ACTIONS",
     "ActionDefinition",
     "Constitution",
@@ -49,6 +50,18 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "voteFor",
         "approveAction",
         "sendNotifications",
+    }
+)
+
+#: Sandbox budget fields an action definition may set, with the largest value a consortium
+#: may vote for each (a platform-wide ceiling: one action must not starve the platform).
+BUDGET_LIMITS: Mapping[str, int] = MappingProxyType(
+    {
+        "steps": 100_000,
+        "time_ms": 10_000,
+        "memory_bytes": 1024 * 1024 * 1024,
+        "max_call_depth": 16,
+        "max_stack_frames": 1_000,
     }
 )
 
@@ -160,6 +173,9 @@ class ActionDefinition:
     code: str | None
     permissions: tuple[Permission, ...] = ()
     voting: VotingSchema = NO_VOTE
+    #: The action's own sandbox limits (field -> integer), voted with its code; None means
+    #: the platform's defaults. Checked against :data:`BUDGET_LIMITS` when parsed.
+    budget: Mapping[str, int] | None = None
 
     def permission_for(self, member: str) -> Permission | None:
         """The member's entry in the permission list, if any (the last one wins)."""
@@ -171,7 +187,7 @@ class ActionDefinition:
 
     def to_json(self) -> JSONObject:
         """The definition as the constitution read shows it (code included)."""
-        return {
+        out: JSONObject = {
             "name": self.name,
             "scope": self.scope,
             "language": self.language,
@@ -179,6 +195,9 @@ class ActionDefinition:
             "permissions": [p.to_json() for p in self.permissions],
             "voting": self.voting.to_json(),
         }
+        if self.budget is not None:
+            out["budget"] = dict(self.budget)
+        return out
 
 
 def _frozen(mapping: Mapping[str, object]) -> Mapping[str, object]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from consortia._json import JSON, JSONObject
 from consortia.errors import ActionFailed, ConsortiaError
 from consortia.governance.constitution import (
+    BUDGET_LIMITS,
     ActionDefinition,
     Member,
     MemberStatus,
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_CODE_BYTES",
     "parse_action_definition",
     "parse_action_name",
+    "parse_budget",
     "parse_member",
     "parse_permissions",
     "parse_proposal",
@@ -174,7 +176,7 @@ def parse_action_definition(
         value,
         what=what,
         required=("name", "scope", "language", "permissions", "voting"),
-        optional=("code", "replace_self"),
+        optional=("code", "replace_self", "budget"),
         error=error,
     )
     name = parse_action_name(obj["name"], what=f"{what}.name", error=error)
@@ -184,9 +186,12 @@ def parse_action_definition(
     scope: Scope = "public" if scope_raw == "public" else "internal"
     language = obj["language"]
     code = obj.get("code")
+    budget = parse_budget(obj.get("budget"), what=f"{what}.budget", error=error)
     if language == "builtin":
         if code is not None:
             raise error(f"{what}.code must be absent for a builtin action")
+        if budget is not None:
+            raise error(f"{what}.budget applies to Starlark code; a builtin action has none")
         return ActionDefinition(
             name,
             scope,
@@ -208,7 +213,25 @@ def parse_action_definition(
         code,
         parse_permissions(obj["permissions"], what=f"{what}.permissions", error=error),
         parse_voting(obj["voting"], what=f"{what}.voting", error=error),
+        budget,
     )
+
+
+def parse_budget(
+    value: JSON, *, what: str = "budget", error: _ErrorType = ActionFailed
+) -> dict[str, int] | None:
+    """An action's sandbox budget: some of :data:`BUDGET_LIMITS`' fields, each within range."""
+    if value is None:
+        return None
+    obj = require_fields(value, what=what, required=(), optional=BUDGET_LIMITS, error=error)
+    out: dict[str, int] = {}
+    for name, raw in obj.items():
+        least = 0 if name == "max_call_depth" else 1
+        ceiling = BUDGET_LIMITS[name]
+        if isinstance(raw, bool) or not isinstance(raw, int) or not least <= raw <= ceiling:
+            raise error(f"{what}.{name} must be an integer from {least} to {ceiling}")
+        out[name] = raw
+    return out
 
 
 def parse_member(value: JSON, *, what: str = "member", error: _ErrorType = ActionFailed) -> Member:

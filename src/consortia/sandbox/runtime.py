@@ -194,9 +194,16 @@ class ActionRuntime:
         """Compile ``code`` (raising ActionFailed with positions); its literal ``call`` targets."""
         return self.compile(name, code).literal_calls
 
-    def execute(self, name: str, code: str, params: JSONObject, host: Host) -> JSON:
-        """Compile (cached by code hash) and run ``main(params)`` with the default budget."""
-        return self.run(self.compile(name, code), params, host)
+    def execute(
+        self,
+        name: str,
+        code: str,
+        params: JSONObject,
+        host: Host,
+        budget: Budget | None = None,
+    ) -> JSON:
+        """Compile (cached by code hash) and run ``main(params)`` (default budget if None)."""
+        return self.run(self.compile(name, code), params, host, budget)
 
     def _checked(self, action: CompiledAction) -> CompiledAction:
         """``action`` if this runtime compiled its code; else compile it now.
