@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import TypeAlias
 
@@ -33,6 +34,7 @@ JSONObject: TypeAlias = dict[str, JSON]
 #: Deepest nesting accepted anywhere (objects and arrays both count).
 MAX_DEPTH = 32
 _SAFE_INT = 2**53 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _no_duplicates(pairs: Iterable[tuple[str, JSON]]) -> JSONObject:
@@ -98,7 +100,11 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
     """
     if depth > MAX_DEPTH:
         raise BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise BadRequest(f"{what}: a string holds a lone UTF-16 surrogate (not Unicode text)")
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         if not -_SAFE_INT <= value <= _SAFE_INT:
@@ -116,13 +122,45 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise BadRequest(f"{what}: object key {key!r} is not a string")
+            if _SURROGATE.search(key):
+                raise BadRequest(f"{what}: an object key holds a lone UTF-16 surrogate")
             check_value(item, what=f"{what}.{key}", depth=depth + 1)
         return value
     raise BadRequest(f"{what}: {type(value).__name__} is not a JSON value")
 
 
+def _plain(value: JSON) -> bool:
+    """Whether ``json.dumps`` already writes ``value`` exactly as RFC 8785 does.
+
+    It does for everything but floats (JCS formats numbers as ECMAScript does) and object
+    keys at or above U+E000 (JCS sorts keys by UTF-16 code units, Python by code points).
+    """
+    stack: list[JSON] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key and max(key) >= "\ue000":
+                    return False
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            return False
+    return True
+
+
 def canonical(value: JSON) -> bytes:
-    """RFC 8785 (JCS) bytes of ``value``: the one encoding that is hashed or signed."""
+    """RFC 8785 (JCS) bytes of ``value``: the one encoding that is hashed or signed.
+
+    The pure-Python JCS encoder walks strings character by character; for values where the
+    standard library's encoder provably gives the same bytes (no floats, no keys that sort
+    differently in UTF-16) that encoder is used instead, about ten times faster.
+    """
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
     return rfc8785.dumps(value)
 
 
