@@ -155,6 +155,7 @@ def test_public_names_are_pinned() -> None:
         "leaf_hash",
         "leaf_input",
         "node_hash",
+        "perfect_subtree_count",
         "root_from_proof",
         "root_of",
         "verify_inclusion",

@@ -4,7 +4,9 @@
 constitution, open proposals, queue counters) and turns plain values into the encrypted rows
 of :mod:`consortia.ledger.store`. :class:`Batch` gathers the outcome of several requests so
 that one storage transaction commits them all; later requests in a batch read the earlier
-ones' writes through its overlay.
+ones' writes through its overlay. The runtime also keeps the Merkle frontier (restored at
+start-up from O(log n) stored nodes), and each batch commits its new nodes and a root signed
+by the service key together with its leaves.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from consortia.governance.constitution import Constitution
 from consortia.governance.parse import parse_action_definition, parse_member, parse_proposal
 from consortia.governance.voting import Proposal
 from consortia.identity.box import Sealer
+from consortia.identity.keys import SigningKey
 from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap
-from consortia.ledger.merkle import leaf_hash, leaf_input
+from consortia.ledger.merkle import MerkleFrontier, leaf_hash, leaf_input
+from consortia.ledger.receipts import SignedRoot, sign_root
 from consortia.ledger.records import (
     SALT_BYTES,
     Audience,
@@ -34,9 +38,11 @@ from consortia.ledger.records import (
 from consortia.ledger.store import (
     CommitBatch,
     NameRow,
+    NodeRow,
     NonceRow,
     NotificationRow,
     ProposalRow,
+    SignedRootRow,
     Store,
     TxRow,
     VersionRow,
@@ -107,6 +113,7 @@ class ConsortiumRuntime:
         store: Store,
         keyring: Keyring,
         sealer: Sealer,
+        service_key: SigningKey,
         info: JSONObject,
         random: Random = os.urandom,
     ) -> None:
@@ -114,6 +121,7 @@ class ConsortiumRuntime:
         self.store = store
         self.keyring = keyring
         self.sealer = sealer
+        self.service_key = service_key
         self.info = info
         self.random = random
         self._cid_bytes = cid.encode()
@@ -121,6 +129,9 @@ class ConsortiumRuntime:
         self.proposals: dict[str, Proposal] = {}
         self._counters: dict[str, int] = {}
         self.next_seqno = 0
+        self.frontier = MerkleFrontier()
+        #: The newest signed root whose signature was checked (receipts reuse it).
+        self.signed_root: SignedRoot | None = None
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -132,9 +143,15 @@ class ConsortiumRuntime:
         *,
         node_key: bytes,
         sealer: Sealer,
+        service_key: SigningKey,
         random: Random = os.urandom,
+        restore: bool = True,
     ) -> ConsortiumRuntime:
-        """Load a consortium from storage, or raise ``not_found``."""
+        """Load a consortium from storage, or raise ``not_found``.
+
+        ``restore=False`` opens only the keyring and info, for an audit that reads the rest
+        row by row (so damage is reported where it is, not as a failed start-up).
+        """
         row = store.consortium(cid)
         if row is None:
             raise NotFound(f"no consortium {cid!r} on this platform")
@@ -147,14 +164,23 @@ class ConsortiumRuntime:
         if not isinstance(info, dict):
             raise LedgerCorrupted(f"info of {cid} is not an object")
         runtime = cls(
-            cid=cid, store=store, keyring=keyring, sealer=sealer, info=info, random=random
+            cid=cid,
+            store=store,
+            keyring=keyring,
+            sealer=sealer,
+            service_key=service_key,
+            info=info,
+            random=random,
         )
-        runtime.reload()
+        if restore:
+            runtime.reload()
         return runtime
 
     def reload(self) -> None:
         """Re-read governance, open proposals and counters from storage (after a failed commit)."""
         self.next_seqno = self.store.tree_size(self.cid)
+        # O(log n) reads: one stored node per one bit of the size, never the old leaves.
+        self.frontier = MerkleFrontier.restore(self.next_seqno, self.stored_node)
         self._counters.clear()
         self.constitution = self.read_constitution()
         self.proposals = {}
@@ -234,6 +260,18 @@ class ConsortiumRuntime:
         except (ConsortiaError, KeyError, ValueError) as exc:
             raise LedgerCorrupted(f"{what} is unreadable: {exc}") from None
 
+    def version_from_row(self, row: VersionRow) -> StateVersion:
+        """Decrypt and parse one stored state version."""
+        return self._version(row)
+
+    def name_from_row(self, row: NameRow) -> str:
+        """Decrypt the key name of a directory entry."""
+        plain = self.keyring.decrypt(row.blob, self._aad(b"name", row.name_hash), what="key name")
+        try:
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LedgerCorrupted("a stored key name is not UTF-8") from None
+
     def latest(self, key: str) -> StateVersion | None:
         """Newest committed version of ``key``, whoever may see it."""
         row = self.store.latest_version(self.cid, self.name_hash(key))
@@ -245,13 +283,8 @@ class ConsortiumRuntime:
 
     def list_keys(self, prefix: str) -> list[str]:
         """Committed live keys directly under ``prefix``, sorted."""
-        names = []
-        for row in self.store.children(self.cid, self.keyring.name_hash("dir", prefix)):
-            plain = self.keyring.decrypt(
-                row.blob, self._aad(b"name", row.name_hash), what="key name"
-            )
-            names.append(plain.decode("utf-8"))
-        return sorted(names)
+        rows = self.store.children(self.cid, self.keyring.name_hash("dir", prefix))
+        return sorted(self.name_from_row(row) for row in rows)
 
     def record(self, row: TxRow) -> TxRecord:
         """Decrypt and parse a transaction's record, checking its digest."""
@@ -271,6 +304,24 @@ class ConsortiumRuntime:
         if record_digest(data) != row.digest:
             raise LedgerCorrupted(f"record {row.seqno} does not match its digest")
         return data
+
+    def signed_root_mac(self, tree_size: int, previous: int, jws: str) -> bytes:
+        """The keyed hash that chains a stored signed root to the one before it."""
+        return self.keyring.name_hash("signed-root", f"{tree_size}|{previous}|{jws}")
+
+    def stored_node(self, level: int, index: int) -> bytes:
+        """A committed Merkle node (the ``get_node`` of :mod:`consortia.ledger.merkle`)."""
+        value = self.store.merkle_node(self.cid, level, index)
+        if value is None:
+            raise LedgerCorrupted(
+                f"Merkle node (level {level}, index {index}) of {self.cid} is missing; "
+                "run `consortia ledger verify`"
+            )
+        return value
+
+    def proposal_from_row(self, row: ProposalRow) -> Proposal:
+        """Decrypt and parse a stored proposal."""
+        return self._open_proposal(row.pid_hash, row.blob)
 
     def _open_proposal(self, pid_hash: bytes, blob: bytes) -> Proposal:
         plain = self.keyring.decrypt(blob, self._aad(b"proposal", pid_hash), what="proposal")
@@ -390,10 +441,13 @@ class Batch:
     next_seqno: int = 0
     #: The constitution as this batch has changed it; the runtime's stays the committed one.
     constitution: Constitution = field(init=False)
+    #: The Merkle frontier with this batch's leaves; the runtime's stays the committed one.
+    frontier: MerkleFrontier = field(init=False)
 
     def __post_init__(self) -> None:
         self.next_seqno = self.runtime.next_seqno
         self.constitution = self.runtime.constitution
+        self.frontier = self.runtime.frontier.copy()
 
     def latest(self, key: str) -> StateVersion | None:
         """Newest version of ``key`` including this batch's earlier writes."""
@@ -449,7 +503,9 @@ class Batch:
             salt=runtime.random(SALT_BYTES),
             detail=detail,
         )
-        self.rows.txs.append(runtime.tx_row(record))
+        row = runtime.tx_row(record)
+        self.rows.txs.append(row)
+        self.rows.nodes.extend(NodeRow(*node) for node in self.frontier.append(row.leaf_hash))
         if nonce is not None:
             self.add_nonce(*nonce, txid=txid)
         self.committed[txid] = seqno
@@ -491,16 +547,29 @@ class Batch:
                 self.counters[notice.member] = current + 1
                 self.rows.notifications.append(row)
 
-    def finish(self) -> CommitBatch:
-        """The rows to commit, proposals included."""
+    def finish(self, *, now: int) -> CommitBatch:
+        """The rows to commit: proposals, and the new root signed by the service at ``now``."""
         for proposal in self.proposals.values():
             self.rows.proposals.append(self.runtime.proposal_row(proposal))
+        if self.rows.txs:
+            size = self.frontier.size
+            jws = sign_root(
+                self.runtime.service_key,
+                consortium=self.runtime.cid,
+                tree_size=size,
+                root=self.frontier.root(),
+                iat=now,
+            )
+            previous = self.runtime.frontier.size
+            mac = self.runtime.signed_root_mac(size, previous, jws)
+            self.rows.signed_root = SignedRootRow(size, previous, jws, mac)
         return self.rows
 
     def applied(self) -> None:
         """After a durable commit: move the batch's effects into the runtime."""
         runtime = self.runtime
         runtime.next_seqno = self.next_seqno
+        runtime.frontier = self.frontier
         runtime.constitution = self.constitution
         runtime.note_counters(self.counters)
         for proposal in self.proposals.values():

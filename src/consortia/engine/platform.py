@@ -76,9 +76,9 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.records import Audience
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
+from consortia.notify.messages import Notice
 from consortia.sandbox.budget import Budget
 from consortia.sandbox.runtime import ActionRuntime
-from consortia.notify.messages import Notice
 
 __all__ = ["ActionSandbox", "Platform"]
 
@@ -201,7 +201,12 @@ class Platform:
         runtime = self._runtimes.get(cid)
         if runtime is None:
             runtime = ConsortiumRuntime.open(
-                self.store, cid, node_key=self._node_key, sealer=self.sealer, random=self.random
+                self.store,
+                cid,
+                node_key=self._node_key,
+                sealer=self.sealer,
+                service_key=self.service.signing,
+                random=self.random,
             )
             self._runtimes[cid] = runtime
         return runtime
@@ -270,6 +275,7 @@ class Platform:
             store=self.store,
             keyring=keyring,
             sealer=self.sealer,
+            service_key=self.service.signing,
             info=info,
             random=self.random,
         )
@@ -308,7 +314,7 @@ class Platform:
         batch.notify(
             [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
         )
-        self.store.commit(cid, batch.finish())
+        self.store.commit(cid, batch.finish(now=now))
         batch.applied()
         self._runtimes[cid] = runtime
         return Created(cid, txid, seqno)
@@ -340,7 +346,7 @@ class Platform:
                 answers.append(self._process(runtime, batch, body, now))
             except ConsortiaError as exc:
                 answers.append(exc)
-        rows = batch.finish()
+        rows = batch.finish(now=now)
         if not rows:
             return answers
         try:

@@ -39,8 +39,7 @@ class ServiceIdentity:
     @classmethod
     def load_or_create(cls, store: Store, node_key: bytes) -> ServiceIdentity:
         """The stored service keys, or new ones stored (wrapped) on first start."""
-        blob = store.meta_get(_META)
-        if blob is None:
+        if store.meta_get(_META) is None:
             identity = cls.generate()
             doc: JSONObject = {
                 "signing": dict(identity.signing.to_jwk()),
@@ -48,6 +47,14 @@ class ServiceIdentity:
             }
             store.meta_put(_META, wrap(node_key, canonical(doc), _AAD, random=os.urandom))
             return identity
+        return cls.load(store, node_key)
+
+    @classmethod
+    def load(cls, store: Store, node_key: bytes) -> ServiceIdentity:
+        """The stored service keys; raises ``LedgerCorrupted`` if they are absent or damaged."""
+        blob = store.meta_get(_META)
+        if blob is None:
+            raise LedgerCorrupted("the store holds no service keys: it was never started")
         plain = unwrap(node_key, blob, _AAD, what="service keys")
         try:
             doc_in = loads_strict(plain, what="service keys")

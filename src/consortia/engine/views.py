@@ -2,7 +2,9 @@
 
 A member reads a transaction record, or a state version, only if the audience includes it
 (the submitter and its ``visible_to``; everyone for governance). History shows hidden
-versions only as ``{seqno, txid, digest}``, so each member can still get a receipt for them.
+versions only as ``{seqno, txid, digest}``, so each member can still get a receipt for them:
+receipts (PROTOCOL.md section 6) are the one read open to every member for every committed
+transaction, since they reveal only txid, seqno and a salted digest.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 from consortia._json import JSON, JSONObject
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
-from consortia.errors import BadRequest, NotFound
+from consortia.errors import BadRequest, ConsortiaError, NotFound
 from consortia.identity._b64 import b64url_encode
+from consortia.ledger.crypto import LedgerCorrupted
+from consortia.ledger.merkle import InclusionError, inclusion_proof, verify_inclusion
+from consortia.ledger.receipts import build_receipt, verify_signed_root
 
 __all__ = ["MAX_PAGE", "MemberView"]
 
@@ -64,6 +69,47 @@ class MemberView:
             if record.audience is None or self.member in record.audience:
                 return {"txid": txid, "seqno": row.seqno, "record": b64url_encode(data)}
         raise NotFound(f"no transaction {txid!r} that member {self.member!r} may see")
+
+    def receipt(self, txid: str) -> JSONObject:
+        """A receipt for any committed transaction, hidden ones included (O(log n) reads).
+
+        The platform checks its own answer (signature, proof) before handing it out, so
+        damaged storage raises ``LedgerCorrupted``, never yields a receipt that fails offline.
+        """
+        runtime = self._runtime
+        row = runtime.store.tx_by_txid(self.consortium, txid)
+        if row is None:
+            raise NotFound(f"no committed transaction {txid!r} in consortium {self.consortium!r}")
+        stored = runtime.store.latest_signed_root(self.consortium)
+        if stored is None or stored.tree_size <= row.seqno:
+            raise LedgerCorrupted(f"no signed root of {self.consortium} covers seqno {row.seqno}")
+        service_key = runtime.service_key.verify_key
+        signed = runtime.signed_root
+        if signed is None or signed.jws != stored.jws:
+            # Checked once per new root, not once per receipt: a signature check costs more
+            # than the rest of a receipt.
+            try:
+                signed = verify_signed_root(stored.jws, service_key)
+            except ConsortiaError as exc:
+                raise LedgerCorrupted(f"stored signed root is unusable: {exc.message}") from None
+            runtime.signed_root = signed
+        if signed.tree_size != stored.tree_size or signed.consortium != self.consortium:
+            raise LedgerCorrupted(f"a stored signed root of {self.consortium} is misfiled")
+        proof = inclusion_proof(row.seqno, signed.tree_size, runtime.stored_node)
+        try:
+            verify_inclusion(row.leaf_hash, row.seqno, signed.tree_size, proof, signed.root)
+        except InclusionError as exc:
+            raise LedgerCorrupted(
+                f"stored Merkle tree of {self.consortium} is inconsistent: {exc}"
+            ) from None
+        return build_receipt(
+            txid=row.txid,
+            seqno=row.seqno,
+            digest=row.digest,
+            proof=proof,
+            signed_root=signed,
+            service_key=service_key,
+        )
 
     def object(self, key: str) -> JSONObject:
         """The newest version of ``key`` this member may see."""

@@ -29,6 +29,7 @@ __all__ = [
     "leaf_hash",
     "leaf_input",
     "node_hash",
+    "perfect_subtree_count",
     "root_from_proof",
     "root_of",
     "verify_inclusion",
@@ -184,6 +185,27 @@ class MerkleFrontier:
         frontier._hashes = list(hashes)
         return frontier
 
+    @classmethod
+    def restore(cls, size: int, get_node: GetNode) -> MerkleFrontier:
+        """The frontier of a stored tree of ``size`` leaves, from ``size.bit_count()`` nodes.
+
+        ``get_node(level, index)`` serves the perfect subtrees that ``append`` handed out;
+        no leaf before the last subtree is read again.
+        """
+        if size < 0:
+            raise ValueError(f"tree size {size} is negative")
+        hashes = []
+        begin = 0
+        for level in reversed(range(size.bit_length())):
+            if (size >> level) & 1:
+                hashes.append(get_node(level, begin >> level))
+                begin += 1 << level
+        return cls.from_state(size, hashes)
+
+    def copy(self) -> MerkleFrontier:
+        """An independent frontier at the same size (appending to one leaves the other)."""
+        return MerkleFrontier.from_state(self._size, self._hashes)
+
     @property
     def size(self) -> int:
         """The number of leaves appended so far."""
@@ -213,6 +235,16 @@ class MerkleFrontier:
     def root(self) -> bytes:
         """MTH of the tree so far (the empty tree's root if no leaf was appended)."""
         return _fold_right(self._hashes) if self._hashes else EMPTY_ROOT
+
+
+def perfect_subtree_count(tree_size: int) -> int:
+    """How many perfect subtrees (leaves included) a tree of ``tree_size`` leaves has.
+
+    That is how many nodes ``append`` hands out in total: ``tree_size >> level`` at each level.
+    """
+    if tree_size < 0:
+        raise ValueError(f"tree size {tree_size} is negative")
+    return 2 * tree_size - tree_size.bit_count()
 
 
 def _proof_length(index: int, tree_size: int) -> int:

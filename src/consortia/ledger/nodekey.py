@@ -8,34 +8,57 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import stat
 from pathlib import Path
 
 from consortia.errors import BadRequest
 from consortia.ledger.crypto import KEY_BYTES
 
-__all__ = ["load_or_create_node_key"]
+__all__ = ["load_node_key", "load_or_create_node_key"]
 
 _PREFIX = "consortia-node-key/1:"
 
 
 def load_or_create_node_key(path: Path) -> bytes:
-    """Read the node key at ``path``, creating it (mode 0600) if the file does not exist."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _load(path)
+    """Read the node key at ``path``, creating it (mode 0600) if the file does not exist.
+
+    Creation is atomic: the key is written and synced under a temporary name, then linked
+    into place, so a crash at any instant leaves either no key file or a complete one (a
+    half-written key file would stop every later start-up).
+    """
+    if path.exists():
+        return load_node_key(path)
     key = os.urandom(KEY_BYTES)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, (_PREFIX + base64.urlsafe_b64encode(key).decode() + "\n").encode())
-        os.fsync(fd)
+        try:
+            os.write(fd, (_PREFIX + base64.urlsafe_b64encode(key).decode() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            # Another process created it first: theirs is the key.
+            return load_node_key(path)
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return key
 
 
-def _load(path: Path) -> bytes:
-    mode = path.stat().st_mode
+def load_node_key(path: Path) -> bytes:
+    """Read an existing node key; raises BadRequest if it is missing, loose or damaged."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BadRequest(f"no node key at {path}: is this a Consortia data directory?") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise BadRequest(
             f"node key {path} is accessible to group or others (mode {oct(mode & 0o777)}); "

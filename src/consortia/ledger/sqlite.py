@@ -2,104 +2,122 @@
 
 ``synchronous=FULL`` makes every commit durable against power loss before :meth:`commit`
 returns, which is what lets the engine answer only after an outcome is durable. Many
-requests share one commit (group commit), which is what makes that affordable.
+requests share one commit (group commit), which is what makes that affordable. A write
+torn by a crash is never read back: SQLite's WAL frames are checksummed and a transaction
+counts only once its commit frame is whole (tests/ledger/test_ledger_crash.py kills a
+writer hundreds of times to hold it to that).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 from consortia.errors import Unavailable
+from consortia.ledger._sqlite_rows import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    TX_SELECT,
+    blob,
+    flag,
+    integer,
+    signed_root_row,
+    text,
+    tx_row,
+)
 from consortia.ledger.store import (
     CommitBatch,
     ConsortiumRow,
     NameRow,
+    NonceRow,
     NotificationRow,
     ProposalRow,
+    SignedRootRow,
     TxRow,
     VersionRow,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY, value BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS consortia (
-    cid TEXT PRIMARY KEY, keyring BLOB NOT NULL, info BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS transactions (
-    cid TEXT NOT NULL, seqno INTEGER NOT NULL, txid TEXT NOT NULL,
-    digest BLOB NOT NULL, blob BLOB NOT NULL,
-    PRIMARY KEY (cid, seqno)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS transactions_txid ON transactions (cid, txid);
-CREATE TABLE IF NOT EXISTS leaves (
-    cid TEXT NOT NULL, seqno INTEGER NOT NULL, leaf_hash BLOB NOT NULL,
-    PRIMARY KEY (cid, seqno)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS versions (
-    cid TEXT NOT NULL, name_hash BLOB NOT NULL, seqno INTEGER NOT NULL,
-    txid TEXT NOT NULL, blob BLOB NOT NULL,
-    PRIMARY KEY (cid, name_hash, seqno)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS names (
-    cid TEXT NOT NULL, name_hash BLOB NOT NULL, parent_hash BLOB NOT NULL,
-    alive INTEGER NOT NULL, blob BLOB NOT NULL,
-    PRIMARY KEY (cid, name_hash)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS names_parent ON names (cid, parent_hash, alive);
-CREATE TABLE IF NOT EXISTS nonces (
-    cid TEXT NOT NULL, nonce_hash BLOB NOT NULL, txid TEXT NOT NULL,
-    PRIMARY KEY (cid, nonce_hash)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS notifications (
-    cid TEXT NOT NULL, member_hash BLOB NOT NULL, nid INTEGER NOT NULL, blob BLOB NOT NULL,
-    PRIMARY KEY (cid, member_hash, nid)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS proposals (
-    cid TEXT NOT NULL, pid_hash BLOB NOT NULL, is_open INTEGER NOT NULL, blob BLOB NOT NULL,
-    PRIMARY KEY (cid, pid_hash)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS proposals_open ON proposals (cid, is_open);
-"""
-
-_TX_SELECT = (
-    "SELECT t.seqno, t.txid, t.digest, l.leaf_hash, t.blob FROM transactions t "
-    "JOIN leaves l ON l.cid = t.cid AND l.seqno = t.seqno WHERE "
-)
+_Row = TypeVar("_Row")
+_PAGE = 1000
 
 
 class SQLiteStore:
-    """:class:`consortia.ledger.store.Store` on one SQLite file (``":memory:"`` for tests)."""
+    """:class:`consortia.ledger.store.AuditStore` on one SQLite file (``":memory:"`` for tests).
 
-    def __init__(self, path: Path | str) -> None:
+    ``read_only=True`` opens an existing store without changing a byte of it (what
+    ``consortia ledger verify`` does); it refuses a file that is not a Consortia store.
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
         try:
+            if read_only:
+                # mode=ro: never create the file, the schema or anything else.
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False
+                )
+                if self._schema_is_missing():
+                    raise self._not_ours()
+                return
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
             # one transaction and nothing commits behind our back.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Checked before any PRAGMA below writes to the file: another schema stays as it is.
+            missing = self._schema_is_missing()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            found = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if found == 0:
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif found != SCHEMA_VERSION:
-                raise Unavailable(
-                    f"{self.path} has storage schema {found}; this build reads {SCHEMA_VERSION}"
-                )
+            if missing:
+                self._create_schema()
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open the store at {self.path}: {exc}") from None
+
+    def _schema_is_missing(self) -> bool:
+        """True for an empty file; raises for another schema or a foreign database."""
+        found = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if found == SCHEMA_VERSION:
+            return False
+        tables = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        if found == 0 and tables == 0:
+            return True
+        if found == 0:
+            raise self._not_ours()
+        raise Unavailable(
+            f"{self.path} has storage schema {found}; this build reads schema "
+            f"{SCHEMA_VERSION} and does not convert older development stores "
+            "(schema 1 had no Merkle nodes or signed roots): start from a new data directory"
+        )
+
+    def _not_ours(self) -> Unavailable:
+        return Unavailable(
+            f"{self.path} is not a Consortia store (no schema version); "
+            "point --data at the folder a platform created"
+        )
+
+    def _create_schema(self) -> None:
+        # Schema and version in one transaction: a crash leaves an empty file or a complete
+        # schema, never tables without a version. Re-checked inside it, since another
+        # process may have created the schema meanwhile.
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -108,6 +126,12 @@ class SQLiteStore:
                 yield self._db
             except sqlite3.Error as exc:
                 raise Unavailable(f"storage read failed: {exc}") from None
+            except UnicodeDecodeError:
+                # A TEXT column that is not UTF-8: the file was damaged, not our writes.
+                raise Unavailable(
+                    "storage holds a damaged row: text that is not UTF-8; "
+                    "run `consortia ledger verify`"
+                ) from None
 
     # -- platform ---------------------------------------------------------------------------
 
@@ -115,7 +139,7 @@ class SQLiteStore:
         """A platform-level value."""
         with self._reading() as db:
             row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else blob(row[0])
 
     def meta_put(self, name: str, value: bytes) -> None:
         """Set a platform-level value durably."""
@@ -126,12 +150,12 @@ class SQLiteStore:
         """The consortium row, if any."""
         with self._reading() as db:
             row = db.execute("SELECT keyring, info FROM consortia WHERE cid = ?", (cid,)).fetchone()
-        return None if row is None else ConsortiumRow(cid, bytes(row[0]), bytes(row[1]))
+        return None if row is None else ConsortiumRow(cid, blob(row[0]), blob(row[1]))
 
     def consortia(self) -> list[str]:
         """Every consortium id, sorted."""
         with self._reading() as db:
-            return [r[0] for r in db.execute("SELECT cid FROM consortia ORDER BY cid")]
+            return [text(r[0]) for r in db.execute("SELECT cid FROM consortia ORDER BY cid")]
 
     # -- commit -----------------------------------------------------------------------------
 
@@ -155,9 +179,16 @@ class SQLiteStore:
                     [(cid, t.seqno, t.txid, t.digest, t.blob) for t in batch.txs],
                 )
                 db.executemany(
-                    "INSERT INTO leaves (cid, seqno, leaf_hash) VALUES (?, ?, ?)",
-                    [(cid, t.seqno, t.leaf_hash) for t in batch.txs],
+                    "INSERT INTO merkle_nodes (cid, level, idx, hash) VALUES (?, ?, ?, ?)",
+                    [(cid, n.level, n.index, n.hash) for n in batch.nodes],
                 )
+                if batch.signed_root is not None:
+                    r = batch.signed_root
+                    db.execute(
+                        "INSERT INTO signed_roots (cid, tree_size, previous, jws, mac) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (cid, r.tree_size, r.previous, r.jws, r.mac),
+                    )
                 db.executemany(
                     "INSERT INTO versions (cid, name_hash, seqno, txid, blob) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -193,22 +224,39 @@ class SQLiteStore:
         """Next seqno."""
         with self._reading() as db:
             row = db.execute("SELECT MAX(seqno) FROM transactions WHERE cid = ?", (cid,)).fetchone()
-        return 0 if row[0] is None else int(row[0]) + 1
+        return 0 if row[0] is None else integer(row[0]) + 1
 
     def _tx(self, query: str, args: tuple[object, ...]) -> TxRow | None:
         with self._reading() as db:
             row = db.execute(query, args).fetchone()
-        if row is None:
-            return None
-        return TxRow(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]), bytes(row[4]))
+        return None if row is None else tx_row(row)
 
     def tx_by_txid(self, cid: str, txid: str) -> TxRow | None:
         """The committed transaction with this txid."""
-        return self._tx(_TX_SELECT + "t.cid = ? AND t.txid = ?", (cid, txid))
+        return self._tx(TX_SELECT + "t.cid = ? AND t.txid = ?", (cid, txid))
 
     def tx_by_seqno(self, cid: str, seqno: int) -> TxRow | None:
         """The committed transaction at this seqno."""
-        return self._tx(_TX_SELECT + "t.cid = ? AND t.seqno = ?", (cid, seqno))
+        return self._tx(TX_SELECT + "t.cid = ? AND t.seqno = ?", (cid, seqno))
+
+    def merkle_node(self, cid: str, level: int, index: int) -> bytes | None:
+        """One perfect subtree's hash."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT hash FROM merkle_nodes WHERE cid = ? AND level = ? AND idx = ?",
+                (cid, level, index),
+            ).fetchone()
+        return None if row is None else blob(row[0])
+
+    def latest_signed_root(self, cid: str) -> SignedRootRow | None:
+        """The signed root of the largest tree."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT tree_size, previous, jws, mac FROM signed_roots WHERE cid = ? "
+                "ORDER BY tree_size DESC LIMIT 1",
+                (cid,),
+            ).fetchone()
+        return None if row is None else signed_root_row(row)
 
     def latest_version(self, cid: str, name_hash: bytes) -> VersionRow | None:
         """Newest version of a key."""
@@ -220,7 +268,7 @@ class SQLiteStore:
             ).fetchone()
         if row is None:
             return None
-        return VersionRow(name_hash, int(row[0]), str(row[1]), bytes(row[2]))
+        return VersionRow(name_hash, integer(row[0]), text(row[1]), blob(row[2]))
 
     def versions(self, cid: str, name_hash: bytes) -> list[VersionRow]:
         """Every version of a key, oldest first."""
@@ -230,7 +278,7 @@ class SQLiteStore:
                 "ORDER BY seqno",
                 (cid, name_hash),
             ).fetchall()
-        return [VersionRow(name_hash, int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+        return [VersionRow(name_hash, integer(r[0]), text(r[1]), blob(r[2])) for r in rows]
 
     def children(self, cid: str, parent_hash: bytes) -> list[NameRow]:
         """Live keys directly under a parent."""
@@ -239,7 +287,7 @@ class SQLiteStore:
                 "SELECT name_hash, blob FROM names WHERE cid = ? AND parent_hash = ? AND alive = 1",
                 (cid, parent_hash),
             ).fetchall()
-        return [NameRow(bytes(r[0]), parent_hash, True, bytes(r[1])) for r in rows]
+        return [NameRow(blob(r[0]), parent_hash, True, blob(r[1])) for r in rows]
 
     def nonce(self, cid: str, nonce_hash: bytes) -> str | None:
         """The txid that used a nonce."""
@@ -247,7 +295,7 @@ class SQLiteStore:
             row = db.execute(
                 "SELECT txid FROM nonces WHERE cid = ? AND nonce_hash = ?", (cid, nonce_hash)
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else text(row[0])
 
     def notifications(
         self, cid: str, member_hash: bytes, after: int, limit: int
@@ -259,7 +307,7 @@ class SQLiteStore:
                 "AND nid > ? ORDER BY nid LIMIT ?",
                 (cid, member_hash, after, limit),
             ).fetchall()
-        return [NotificationRow(member_hash, int(r[0]), bytes(r[1])) for r in rows]
+        return [NotificationRow(member_hash, integer(r[0]), blob(r[1])) for r in rows]
 
     def last_notification_id(self, cid: str, member_hash: bytes) -> int:
         """Newest queue id of a member (0 when empty)."""
@@ -268,7 +316,7 @@ class SQLiteStore:
                 "SELECT MAX(nid) FROM notifications WHERE cid = ? AND member_hash = ?",
                 (cid, member_hash),
             ).fetchone()
-        return 0 if row[0] is None else int(row[0])
+        return 0 if row[0] is None else integer(row[0])
 
     def proposal(self, cid: str, pid_hash: bytes) -> ProposalRow | None:
         """A proposal by hashed id."""
@@ -277,7 +325,7 @@ class SQLiteStore:
                 "SELECT is_open, blob FROM proposals WHERE cid = ? AND pid_hash = ?",
                 (cid, pid_hash),
             ).fetchone()
-        return None if row is None else ProposalRow(pid_hash, bool(row[0]), bytes(row[1]))
+        return None if row is None else ProposalRow(pid_hash, flag(row[0]), blob(row[1]))
 
     def open_proposals(self, cid: str) -> list[ProposalRow]:
         """Every open proposal."""
@@ -285,7 +333,147 @@ class SQLiteStore:
             rows = db.execute(
                 "SELECT pid_hash, blob FROM proposals WHERE cid = ? AND is_open = 1", (cid,)
             ).fetchall()
-        return [ProposalRow(bytes(r[0]), True, bytes(r[1])) for r in rows]
+        return [ProposalRow(blob(r[0]), True, blob(r[1])) for r in rows]
+
+    # -- audit scans (AuditStore) -----------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold one read transaction: a WAL reader then sees a single committed state."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise Unavailable(f"storage read failed: {exc}") from None
+            try:
+                yield
+            finally:
+                # The transaction only read. Ending it can fail on a damaged file; the reader
+                # already has its answer (or its error), so that failure adds nothing.
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+
+    def check_integrity(self) -> None:
+        """SQLite's own structural check (pages, b-trees, indexes agree with tables)."""
+        with self._reading() as db:
+            rows = db.execute("PRAGMA integrity_check").fetchall()
+        problems = [text(r[0]) for r in rows if r[0] != "ok"]
+        if problems:
+            raise Unavailable(f"{self.path} is damaged: {'; '.join(problems[:3])}")
+
+    def cids_in_use(self) -> set[str]:
+        """Every consortium id any row of any table is filed under."""
+        tables = (
+            "consortia",
+            "transactions",
+            "merkle_nodes",
+            "signed_roots",
+            "versions",
+            "names",
+            "nonces",
+            "notifications",
+            "proposals",
+        )
+        with self._reading() as db:
+            found: set[str] = set()
+            for table in tables:
+                query = f"SELECT DISTINCT cid FROM {table}"  # noqa: S608 - names fixed above
+                found.update(text(r[0]) for r in db.execute(query))
+        return found
+
+    def merkle_node_count(self, cid: str) -> int:
+        """How many Merkle node rows the consortium has."""
+        with self._reading() as db:
+            row = db.execute("SELECT COUNT(*) FROM merkle_nodes WHERE cid = ?", (cid,)).fetchone()
+        return integer(row[0])
+
+    def _scan(
+        self,
+        select: str,
+        keys: Sequence[str],
+        cid: str,
+        make: Callable[[Sequence[Any]], _Row],
+    ) -> Iterator[_Row]:
+        """Yield rows in primary-key order, a page at a time (keyset pagination).
+
+        ``select`` ends in a WHERE clause on ``cid``; the key columns are its last columns,
+        so the lock is never held while the caller works on a row.
+        """
+        order = ", ".join(keys)
+        after: tuple[Any, ...] | None = None
+        while True:
+            if after is None:
+                query, args = f"{select} ORDER BY {order} LIMIT ?", (cid, _PAGE)
+            else:
+                marks = ", ".join("?" for _ in keys)
+                query = f"{select} AND ({order}) > ({marks}) ORDER BY {order} LIMIT ?"
+                args = (cid, *after, _PAGE)
+            with self._reading() as db:
+                rows = db.execute(query, args).fetchall()
+            for row in rows:
+                yield make(row)
+            if len(rows) < _PAGE:
+                return
+            after = tuple(rows[-1][-len(keys) :])
+
+    def scan_txs(self, cid: str) -> Iterator[TxRow]:
+        """Every transaction, by seqno; ``leaf_hash`` is ``b""`` where its node is missing."""
+        select = (
+            "SELECT t.seqno, t.txid, t.digest, n.hash, t.blob, t.seqno FROM transactions t "
+            "LEFT JOIN merkle_nodes n ON n.cid = t.cid AND n.level = 0 AND n.idx = t.seqno "
+            "WHERE t.cid = ?"
+        )
+        return self._scan(select, ["t.seqno"], cid, tx_row)
+
+    def scan_signed_roots(self, cid: str) -> Iterator[SignedRootRow]:
+        """Every signed root, by tree size."""
+        select = "SELECT tree_size, previous, jws, mac, tree_size FROM signed_roots WHERE cid = ?"
+        return self._scan(select, ["tree_size"], cid, signed_root_row)
+
+    def scan_versions(self, cid: str) -> Iterator[VersionRow]:
+        """Every state version."""
+        select = "SELECT txid, blob, name_hash, seqno FROM versions WHERE cid = ?"
+        return self._scan(
+            select,
+            ["name_hash", "seqno"],
+            cid,
+            lambda r: VersionRow(blob(r[2]), integer(r[3]), text(r[0]), blob(r[1])),
+        )
+
+    def scan_names(self, cid: str) -> Iterator[NameRow]:
+        """Every directory entry."""
+        select = "SELECT parent_hash, alive, blob, name_hash FROM names WHERE cid = ?"
+        return self._scan(
+            select,
+            ["name_hash"],
+            cid,
+            lambda r: NameRow(blob(r[3]), blob(r[0]), flag(r[1]), blob(r[2])),
+        )
+
+    def scan_nonces(self, cid: str) -> Iterator[NonceRow]:
+        """Every used nonce."""
+        select = "SELECT txid, nonce_hash FROM nonces WHERE cid = ?"
+        return self._scan(select, ["nonce_hash"], cid, lambda r: NonceRow(blob(r[1]), text(r[0])))
+
+    def scan_notifications(self, cid: str) -> Iterator[NotificationRow]:
+        """Every queue entry, by member hash then id."""
+        select = "SELECT blob, member_hash, nid FROM notifications WHERE cid = ?"
+        return self._scan(
+            select,
+            ["member_hash", "nid"],
+            cid,
+            lambda r: NotificationRow(blob(r[1]), integer(r[2]), blob(r[0])),
+        )
+
+    def scan_proposals(self, cid: str) -> Iterator[ProposalRow]:
+        """Every proposal."""
+        select = "SELECT is_open, blob, pid_hash FROM proposals WHERE cid = ?"
+        return self._scan(
+            select,
+            ["pid_hash"],
+            cid,
+            lambda r: ProposalRow(blob(r[2]), flag(r[0]), blob(r[1])),
+        )
 
     def close(self) -> None:
         """Close the database."""

@@ -8,16 +8,21 @@ implementation of the same :class:`Store`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "AuditStore",
     "CommitBatch",
     "ConsortiumRow",
     "NameRow",
+    "NodeRow",
     "NonceRow",
     "NotificationRow",
     "ProposalRow",
+    "SignedRootRow",
     "Store",
     "TxRow",
     "VersionRow",
@@ -35,13 +40,45 @@ class ConsortiumRow:
 
 @dataclass(frozen=True, slots=True)
 class TxRow:
-    """A committed transaction: the encrypted record and its Merkle leaf."""
+    """A committed transaction: the encrypted record and its Merkle leaf.
+
+    ``leaf_hash`` is read back from the level-0 :class:`NodeRow`; a store writes that row,
+    not this field. An audit scan gives ``b""`` when the node row is missing.
+    """
 
     seqno: int
     txid: str
     digest: bytes
     leaf_hash: bytes
     blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """A perfect subtree of the Merkle tree: leaves ``[index * 2**level, (index+1) * 2**level)``.
+
+    Level 0 holds the leaf hashes. Proofs and the start-up frontier read only these rows, so
+    neither re-reads old leaves (see :mod:`consortia.ledger.merkle`).
+    """
+
+    level: int
+    index: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRootRow:
+    """The service's JWS over the tree head after a commit (PROTOCOL.md section 6).
+
+    ``previous`` is the tree size of the batch before, and ``mac`` a keyed hash (the
+    consortium's index key) over both sizes and the JWS: the roots form a chain, so a
+    signed root deleted from the middle is noticed, not only the newest.
+    """
+
+    tree_size: int
+    previous: int
+    jws: str
+    mac: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +138,17 @@ class CommitBatch:
     nonces: list[NonceRow] = field(default_factory=list)
     notifications: list[NotificationRow] = field(default_factory=list)
     proposals: list[ProposalRow] = field(default_factory=list)
+    #: Every Merkle node the batch's leaves complete, the leaves themselves included.
+    nodes: list[NodeRow] = field(default_factory=list)
+    #: The signed tree head after this batch; None when the batch added no leaf.
+    signed_root: SignedRootRow | None = None
 
     def __bool__(self) -> bool:
         return bool(
             self.consortium
             or self.txs
+            or self.nodes
+            or self.signed_root
             or self.versions
             or self.names
             or self.nonces
@@ -149,6 +192,14 @@ class Store(Protocol):
         """The committed transaction at this seqno."""
         ...
 
+    def merkle_node(self, cid: str, level: int, index: int) -> bytes | None:
+        """The hash of one perfect subtree (see :class:`NodeRow`), if stored."""
+        ...
+
+    def latest_signed_root(self, cid: str) -> SignedRootRow | None:
+        """The signed tree head of the largest tree (None before the first commit)."""
+        ...
+
     def latest_version(self, cid: str, name_hash: bytes) -> VersionRow | None:
         """The newest version of a key, whoever may see it."""
         ...
@@ -185,4 +236,56 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the storage."""
+        ...
+
+
+class AuditStore(Store, Protocol):
+    """A store that can also be walked whole, for ``consortia ledger verify``.
+
+    Scans yield rows in primary-key order and may read in pages; they are for offline
+    checking, not for the request path.
+    """
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A context in which every read sees one committed state (for a live store)."""
+        ...
+
+    def check_integrity(self) -> None:
+        """Raise ``Unavailable`` saying what is wrong if the storage structure is damaged."""
+        ...
+
+    def cids_in_use(self) -> set[str]:
+        """Every consortium id that any stored row is filed under."""
+        ...
+
+    def merkle_node_count(self, cid: str) -> int:
+        """How many Merkle node rows the consortium has."""
+        ...
+
+    def scan_txs(self, cid: str) -> Iterator[TxRow]:
+        """Every transaction row, by seqno."""
+        ...
+
+    def scan_signed_roots(self, cid: str) -> Iterator[SignedRootRow]:
+        """Every signed root, by tree size."""
+        ...
+
+    def scan_versions(self, cid: str) -> Iterator[VersionRow]:
+        """Every state version of every key."""
+        ...
+
+    def scan_names(self, cid: str) -> Iterator[NameRow]:
+        """Every directory entry, live or not."""
+        ...
+
+    def scan_nonces(self, cid: str) -> Iterator[NonceRow]:
+        """Every used nonce."""
+        ...
+
+    def scan_notifications(self, cid: str) -> Iterator[NotificationRow]:
+        """Every queue entry of every member, by member hash then id."""
+        ...
+
+    def scan_proposals(self, cid: str) -> Iterator[ProposalRow]:
+        """Every proposal, open or decided."""
         ...
