@@ -30,5 +30,9 @@ layers: $(STAMP)
 
 check: lint typecheck layers test
 
+# Receipt generation and verification cost at 10^3 and 10^6 ledger entries (bench/receipts.py).
+bench: $(STAMP)
+	$(BIN)/python bench/receipts.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info

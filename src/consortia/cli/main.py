@@ -14,6 +14,8 @@ from pathlib import Path
 
 from consortia import __version__
 from consortia.cli.action import add_action_commands
+from consortia.cli.member import add_member_parsers, add_receipt_fetch
+from consortia.cli.serve import add_serve_parser
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import save_member_keys
 from consortia.identity.keys import MemberKeys, validate_member_id
@@ -37,9 +39,25 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if not args.in_process:
+        from consortia.cli.netdemo import run_network_demo
+
+        return run_network_demo(data_dir=Path(args.data) if args.data else None)
     from consortia.cli.demo import run_demo
 
     return run_demo(data_dir=Path(args.data) if args.data else None)
+
+
+def _receipt_verify(args: argparse.Namespace) -> int:
+    from consortia.cli.verify import receipt_verify
+
+    return receipt_verify(args)
+
+
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from consortia.cli.verify import ledger_verify
+
+    return ledger_verify(args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"consortia {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="play an in-process scenario and print what each member saw")
+    demo = sub.add_parser(
+        "demo", help="start a local server, play a scenario through the SDK, print what each saw"
+    )
     demo.add_argument("--data", help="keep the demo's platform in this folder (default: temporary)")
+    demo.add_argument("--in-process", action="store_true", help="no server: call the engine")
     demo.set_defaults(run=_demo)
 
     keygen = sub.add_parser("keygen", help="make a member key file (Ed25519 + X25519, mode 0600)")
@@ -61,6 +82,38 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--json", action="store_true", help="machine-readable output")
     keygen.set_defaults(run=_keygen)
 
+    receipt = sub.add_parser("receipt", help="work with transaction receipts")
+    receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True, metavar="ACTION")
+    check = receipt_sub.add_parser(
+        "verify", help="verify a receipt offline against the service key you pinned"
+    )
+    check.add_argument("file", metavar="FILE", help="the receipt (JSON); - reads standard input")
+    check.add_argument(
+        "--service-key",
+        required=True,
+        metavar="KEY",
+        help="the service's public JWK: a file holding it (or GET /v1/service's answer), "
+        "or the JWK JSON itself",
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(run=_receipt_verify)
+    add_receipt_fetch(receipt_sub)
+
+    ledger = sub.add_parser("ledger", help="check a platform's stored ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    walk = ledger_sub.add_parser(
+        "verify",
+        help="walk every consortium's ledger: records decrypt, digests, Merkle nodes and "
+        "signed roots match; exit 1 at the first bad seqno",
+    )
+    walk.add_argument(
+        "--data", required=True, metavar="DIR", help="the platform's data directory (node.key)"
+    )
+    walk.add_argument("--json", action="store_true", help="machine-readable output")
+    walk.set_defaults(run=_ledger_verify)
+
+    add_serve_parser(sub)
+    add_member_parsers(sub)
     add_action_commands(sub)
     return parser
 

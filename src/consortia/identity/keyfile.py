@@ -28,8 +28,10 @@ __all__ = [
     "MEMBER_KEY_FORMAT",
     "load_member_keys",
     "load_public_jwk",
+    "load_signing_key",
     "save_member_keys",
     "save_public_jwk",
+    "save_signing_key",
 ]
 
 #: The ``format`` member of a member key file; bump it when the layout changes.
@@ -182,3 +184,16 @@ def load_public_jwk(path: Path) -> dict[str, JSON]:
     if "d" in jwk:
         raise BadRequest(f"public key file {path} holds a private key ('d'); remove it")
     return jwk
+
+
+def save_signing_key(key: SigningKey, path: Path, *, overwrite: bool = False) -> None:
+    """Write a lone private Ed25519 JWK (such as the operator's) with mode 0600, atomically."""
+    document: dict[str, JSON] = dict(key.to_jwk())
+    _write_atomic(Path(path), _dump(document), mode=0o600, overwrite=overwrite)
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    """Read a private Ed25519 JWK file written by :func:`save_signing_key` (refused if loose)."""
+    path = Path(path)
+    jwk = loads_strict(_read_small(path, private=True), what=f"private key file {path}")
+    return SigningKey.from_jwk(jwk, what=f"private key file {path}")

@@ -1,0 +1,367 @@
+"""Member commands: ``consortium create``, ``exec``, ``vote``, ``proposals``, ``watch``, ``get``,
+``history`` and ``receipt fetch``, over the member SDK (:mod:`consortia.client`).
+
+Exit codes scripts can trust: 0 done (a ``pending`` answer included), 1 the platform refused
+(the error code is printed, and in ``--json`` mode it is the ``error.code`` field), 2 bad
+usage, 3 the service could not be reached or its TLS certificate is not the pinned one.
+Every flag of the connection has an environment variable, so a shell session sets them once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from consortia._json import JSON, JSONObject, loads_strict
+from consortia.client import MemberClient, PinMismatch, ServiceUnreachable, create_consortium
+from consortia.errors import BadRequest, ConsortiaError
+from consortia.identity.keyfile import load_member_keys, load_signing_key
+from consortia.identity.keys import VerifyKey
+
+__all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "add_member_parsers", "add_receipt_fetch"]
+
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3
+
+_HINTS = {
+    "bad_signature": "check that --key is this member's current key file",
+    "unknown_member": "check --consortium, and that this member was added to it",
+    "member_suspended": "this member was removed; ask the consortium to add it again",
+    "stale_request": "the request's clock is off: check this machine's time (NTP)",
+    "permission_denied": "ask the consortium for execute permission (updatePermissions)",
+    "unknown_action": "list the actions with `consortia proposals`/the constitution",
+    "rate_limited": "the server is busy: retry in a moment",
+    "unavailable": "retry shortly; requests are safe to retry",
+}
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group(
+        "connection (or CONSORTIA_URL, _KEY, _CONSORTIUM, _FINGERPRINT)"
+    )
+    conn.add_argument("--url", default=_env("CONSORTIA_URL"), help="the TEP, e.g. https://h:8443")
+    conn.add_argument("--key", default=_env("CONSORTIA_KEY"), help="this member's key file")
+    conn.add_argument("--consortium", default=_env("CONSORTIA_CONSORTIUM"), help="consortium id")
+    conn.add_argument(
+        "--service-fingerprint",
+        default=_env("CONSORTIA_FINGERPRINT"),
+        help="pin the server's TLS certificate (SHA-256, as `consortia serve` prints)",
+    )
+    conn.add_argument(
+        "--insecure", action="store_true", help="skip TLS verification (prefer a fingerprint)"
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
+
+
+def _show(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    missing = [n for n in names if not getattr(args, n.replace("-", "_"))]
+    if missing:
+        flags = ", ".join(f"--{n}" for n in missing)
+        env = ", ".join(f"CONSORTIA_{n.upper().replace('-', '_')}" for n in missing)
+        raise BadRequest(f"missing {flags} (or set {env})")
+
+
+def _client(args: argparse.Namespace) -> MemberClient:
+    _need(args, "url", "key", "consortium")
+    return MemberClient(
+        args.url,
+        load_member_keys(Path(args.key)),
+        args.consortium,
+        fingerprint=args.service_fingerprint,
+        insecure=args.insecure,
+    )
+
+
+def _run(
+    work: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(work(args))
+        except (ServiceUnreachable, PinMismatch) as exc:
+            _fail(args, exc)
+            return EXIT_UNREACHABLE
+        except ConsortiaError as exc:
+            _fail(args, exc)
+            return EXIT_REFUSED
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+def _fail(args: argparse.Namespace, exc: ConsortiaError) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(exc.to_wire()))
+        return
+    hint = _HINTS.get(exc.code)
+    txid = f" (txid {exc.txid})" if exc.txid else ""
+    print(f"consortia: {exc.code}: {exc.message}{txid}", file=sys.stderr)
+    if hint and exc.code not in exc.message:
+        print(f"  hint: {hint}", file=sys.stderr)
+
+
+def _member_info(path: str) -> JSONObject:
+    """A founder from a key file (its public part) or a public-info JSON file."""
+    try:
+        return load_member_keys(Path(path)).public_info()
+    except BadRequest:
+        pass
+    try:
+        doc = loads_strict(Path(path).read_bytes(), what=path)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("member"), dict):
+        doc = doc["member"]  # the output of `consortia keygen --json`
+    if not isinstance(doc, dict):
+        raise BadRequest(f"{path} is neither a key file nor a member's public info")
+    return doc
+
+
+async def _create(args: argparse.Namespace) -> int:
+    _need(args, "url", "consortium")
+    operator = load_signing_key(Path(args.operator_key))
+    answer = await create_consortium(
+        args.url,
+        operator,
+        consortium=args.consortium,
+        name=args.name or args.consortium,
+        members=[_member_info(m) for m in args.member],
+        template=args.template,
+        fingerprint=args.service_fingerprint,
+        insecure=args.insecure,
+    )
+    print(_show(answer) if args.json else f"created consortium {args.consortium}: {_show(answer)}")
+    return 0
+
+
+async def _exec(args: argparse.Namespace) -> int:
+    params = loads_strict(args.params, what="--params") if args.params else {}
+    if not isinstance(params, dict):
+        raise BadRequest('--params must be a JSON object, e.g. \'{"order": "O-1"}\'')
+    visible = [v for v in (args.visible_to or "").split(",") if v]
+    async with _client(args) as client:
+        if args.wait:
+            result = await client.call(args.action, params, visible_to=visible)
+            print(_show({"result": result}) if args.json else f"result: {_show(result)}")
+            return 0
+        answer = await client.submit(args.action, params, visible_to=visible, encrypt=args.encrypt)
+    doc: JSONObject = {"status": answer.status, "txid": answer.txid}
+    if answer.seqno is not None:
+        doc["seqno"] = answer.seqno
+    if answer.proposal is not None:
+        doc["proposal"] = answer.proposal
+    if args.json:
+        print(_show(doc))
+    elif answer.status == "pending":
+        print(f"pending: proposal {answer.proposal} waits for votes (`consortia vote ID approve`)")
+    else:
+        print(f"committed: txid {answer.txid} seqno {answer.seqno}")
+    return 0
+
+
+async def _vote(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        answer = await client.vote(args.proposal, args.ballot)
+    print(
+        _show({"status": answer.status, "txid": answer.txid, "seqno": answer.seqno})
+        if args.json
+        else f"{args.ballot} recorded: txid {answer.txid} seqno {answer.seqno}"
+    )
+    return 0
+
+
+async def _proposals(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        found = await client.proposals()
+    items = found if isinstance(found, list) else []
+    if args.json:
+        print(_show(items))
+        return 0
+    if not items:
+        print("no open proposals")
+        return 0
+    rows = [
+        [
+            str(p.get("proposal", p.get("id"))),
+            str(p.get("action")),
+            str(p.get("requester")),
+            str(p.get("tally", ""))[:50],
+        ]
+        for p in items
+        if isinstance(p, dict)
+    ]
+    print(_table(rows, ["proposal", "action", "requester", "tally"]))
+    return 0
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    seen = 0
+    async with _client(args) as client:
+        async for note in client.notifications(after=args.after):
+            if args.json:
+                print(
+                    _show(
+                        {
+                            "id": note.id,
+                            "kind": note.kind,
+                            "txid": note.txid,
+                            "txref": note.txref,
+                            "action": note.action,
+                            "body": note.body,
+                        }
+                    ),
+                    flush=True,
+                )
+            else:
+                print(
+                    f"[{note.id}] {note.kind:<12} {note.action or '-':<18} {_show(note.body)}",
+                    flush=True,
+                )
+            seen += 1
+            if args.count and seen >= args.count:
+                break
+    return 0
+
+
+async def _get(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        found = await client.object(args.key_name)
+    if args.json or not isinstance(found, dict):
+        print(_show(found))
+    else:
+        print(
+            f"{found.get('key')} = {_show(found.get('value'))}  "
+            f"(seqno {found.get('seqno')}, txid {found.get('txid')})"
+        )
+    return 0
+
+
+async def _history(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        found = await client.history(args.key_name)
+    items = found if isinstance(found, list) else []
+    if args.json:
+        print(_show(items))
+        return 0
+    rows = [
+        [
+            str(v.get("seqno")),
+            str(v.get("txid"))[:16] + "…",
+            _show(v.get("value"))
+            if v.get("visible")
+            else f"(hidden, digest {str(v.get('digest'))[:16]}…)",
+        ]
+        for v in items
+        if isinstance(v, dict)
+    ]
+    print(_table(rows, ["seqno", "txid", "value"]))
+    return 0
+
+
+async def _receipt(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        receipt = await client.receipt(args.txid)
+        service = client.service
+    if args.out:
+        Path(args.out).write_text(json.dumps(receipt, indent=2) + "\n")
+    if args.verify:
+        # The CLI may use the ledger's offline checker; the SDK itself stays protocol-only.
+        from consortia.ledger.receipts import verify_receipt
+
+        key = VerifyKey.from_jwk(service.get("service_key"), what="service_key")
+        checked = verify_receipt(receipt, key)
+        if not args.json:
+            print(
+                f"receipt OK: {checked.txid} is seqno {checked.seqno} of a tree of "
+                f"{checked.tree_size}, root {checked.root}"
+            )
+    if args.json or not args.verify:
+        print(json.dumps(receipt, indent=None if args.json else 2))
+    return 0
+
+
+def add_receipt_fetch(receipt_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``consortia receipt fetch TXID [--verify]`` beside ``receipt verify FILE``."""
+    fetch = receipt_sub.add_parser(
+        "fetch", parents=[_common()], help="fetch a receipt from the TEP (and verify it)"
+    )
+    fetch.add_argument("txid")
+    fetch.add_argument("--verify", action="store_true", help="verify it against the service key")
+    fetch.add_argument("--out", metavar="FILE", help="also write it to FILE")
+    fetch.set_defaults(run=_run(_receipt))
+
+
+def add_member_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The member-facing subcommands."""
+    common = _common()
+    cons = sub.add_parser("consortium", help="create a consortium (operator)")
+    cons_sub = cons.add_subparsers(dest="consortium_command", required=True, metavar="ACTION")
+    create = cons_sub.add_parser(
+        "create", parents=[common], help="create one, signed by the operator"
+    )
+    create.add_argument(
+        "--operator-key", required=True, metavar="FILE", help="operator's private JWK"
+    )
+    create.add_argument("--name", help="display name (default: the id)")
+    create.add_argument("--template", default="default", help="genesis template")
+    create.add_argument(
+        "--member",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a founder: key file or public-info JSON (repeat per founder)",
+    )
+    create.set_defaults(run=_run(_create))
+
+    exe = sub.add_parser("exec", parents=[common], help="execute an action")
+    exe.add_argument("action")
+    exe.add_argument("--params", help="the params as a JSON object")
+    exe.add_argument("--visible-to", metavar="IDS", help="comma-separated member ids")
+    exe.add_argument("--encrypt", action="store_true", help="send it as a JWE to the service key")
+    exe.add_argument("--wait", action="store_true", help="wait for and print the action's result")
+    exe.set_defaults(run=_run(_exec))
+
+    vote = sub.add_parser("vote", parents=[common], help="vote on a proposal")
+    vote.add_argument("proposal")
+    vote.add_argument("ballot", choices=["approve", "reject"])
+    vote.set_defaults(run=_run(_vote))
+
+    props = sub.add_parser("proposals", parents=[common], help="list open proposals")
+    props.set_defaults(run=_run(_proposals))
+
+    watch = sub.add_parser("watch", parents=[common], help="live notifications, opened")
+    watch.add_argument("--after", type=int, default=0, help="start after this notification id")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
+    watch.set_defaults(run=_run(_watch))
+
+    get = sub.add_parser("get", parents=[common], help="read the newest visible value of a key")
+    get.add_argument("key_name", metavar="KEY")
+    get.set_defaults(run=_run(_get))
+
+    hist = sub.add_parser("history", parents=[common], help="every version of a key")
+    hist.add_argument("key_name", metavar="KEY")
+    hist.set_defaults(run=_run(_history))

@@ -1,0 +1,125 @@
+"""``consortia serve``: open a platform in a data folder and serve it over HTTPS.
+
+First start in an empty folder makes what the embedded deployment needs: the platform
+(node key, SQLite ledger), a self-signed TLS certificate (its fingerprint is printed for
+members to pin) and, unless ``--operator-key`` names one, an operator key pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Final
+
+from consortia.engine import Platform
+from consortia.errors import BadRequest
+from consortia.identity.keyfile import (
+    load_public_jwk,
+    save_public_jwk,
+    save_signing_key,
+)
+from consortia.identity.keys import SigningKey, VerifyKey
+from consortia.server import Limits
+from consortia.server.run import ServerConfig, serve
+from consortia.server.tls import certificate_fingerprint, ensure_self_signed
+
+__all__ = ["OPERATOR_PRIVATE", "OPERATOR_PUBLIC", "add_serve_parser", "serve_command"]
+
+OPERATOR_PRIVATE: Final = "operator.key.jwk"
+OPERATOR_PUBLIC: Final = "operator.pub.jwk"
+
+
+def _say(text: str) -> None:
+    # Flushed at once: a supervising process (make demo, a test) reads these lines live.
+    print(text, flush=True)
+
+
+def _operator_key(args: argparse.Namespace, data: Path) -> VerifyKey:
+    if args.operator_key:
+        return VerifyKey.from_jwk(load_public_jwk(Path(args.operator_key)), what="--operator-key")
+    public = data / OPERATOR_PUBLIC
+    if public.exists():
+        _say(f"operator key: trusting {public}")
+        return VerifyKey.from_jwk(load_public_jwk(public), what=str(public))
+    key = SigningKey.generate()
+    save_signing_key(key, data / OPERATOR_PRIVATE)
+    save_public_jwk(public, key.public_jwk())
+    _say(
+        f"operator key: made a new pair; private key {data / OPERATOR_PRIVATE} (mode 0600, "
+        f"use it with `consortia consortium create --operator-key`), public key {public}"
+    )
+    return key.verify_key
+
+
+def _tls(args: argparse.Namespace, data: Path) -> tuple[Path, Path] | None:
+    if args.no_tls:
+        print(
+            "WARNING: --no-tls: requests, tokens and answers cross the network in the clear; "
+            "use this for local development only",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise BadRequest("give both --tls-cert and --tls-key, or neither (for a self-signed one)")
+    if args.tls_cert:
+        cert, key = Path(args.tls_cert), Path(args.tls_key)
+    else:
+        cert, key, made = ensure_self_signed(data, args.host)
+        _say(f"TLS: {'made a new' if made else 'using the'} self-signed certificate {cert}")
+    try:
+        fingerprint = certificate_fingerprint(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"cannot read the TLS certificate {cert}: {exc}") from None
+    _say(f"TLS certificate SHA-256 fingerprint: {fingerprint}")
+    return cert, key
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the service until SIGTERM; 0 after a clean shutdown."""
+    data = Path(args.data)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    operator = _operator_key(args, data)
+    tls = _tls(args, data)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        tls=tls,
+        limits=Limits(
+            streams_per_member=args.max_streams_per_member, streams_total=args.max_streams
+        ),
+        access_log=not args.no_access_log,
+        log_level=args.log_level,
+    )
+    platform = Platform.open(data, operator_keys=[operator])
+    try:
+        return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
+    finally:
+        platform.close()
+
+
+def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``serve`` subcommand."""
+    serve_p = sub.add_parser("serve", help="serve a platform over HTTPS (PROTOCOL.md)")
+    serve_p.add_argument("--data", required=True, metavar="DIR", help="the platform's folder")
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_p.add_argument("--port", type=int, default=8443, help="port (0: any free one)")
+    serve_p.add_argument(
+        "--operator-key",
+        metavar="FILE",
+        help="the operator's public Ed25519 JWK; default: DIR/operator.pub.jwk, made on "
+        "first start together with its private key",
+    )
+    serve_p.add_argument("--tls-cert", metavar="PEM", help="a real certificate (with --tls-key)")
+    serve_p.add_argument("--tls-key", metavar="PEM", help="its private key")
+    serve_p.add_argument("--no-tls", action="store_true", help="plain HTTP: development only")
+    serve_p.add_argument("--max-streams", type=int, default=2000, help="open SSE streams in all")
+    serve_p.add_argument(
+        "--max-streams-per-member", type=int, default=8, help="open SSE streams per member"
+    )
+    serve_p.add_argument("--no-access-log", action="store_true", help="no line per request")
+    serve_p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve_p.set_defaults(run=serve_command)

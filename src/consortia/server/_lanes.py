@@ -1,0 +1,241 @@
+"""One ordered lane per consortium in front of the engine (ARCHITECTURE.md, steps 5-7).
+
+The engine is not thread-safe and answers only once a commit is durable. Each consortium gets
+a :class:`Lane`: requests queue on the event loop, one asyncio task drains whatever has queued
+into a single :meth:`Platform.execute_batch` call (group commit) on a worker thread, and
+resolves each caller's future only after that call returned. Reads of the consortium take
+the same lock on a worker thread, so they see committed state only and never a half-applied
+batch. Different consortia have different locks and proceed in parallel.
+
+After each commit the lane tells the :class:`StreamHub` which members' notification queues
+grew, so their open SSE streams wake up; idle streams cost nothing per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from consortia.engine import Outcome, Platform
+from consortia.errors import ConsortiaError, RateLimited, Unavailable
+from consortia.server._metrics import Metrics
+
+__all__ = ["Engine", "Lane", "StreamHub"]
+
+log = logging.getLogger("consortia.server")
+
+T = TypeVar("T")
+
+#: Most requests one group commit takes from the queue.
+MAX_BATCH = 256
+#: Requests waiting per consortium before new ones are answered ``rate_limited``.
+MAX_QUEUE = 4096
+
+
+@dataclass(eq=False)
+class Waiter:
+    """One open SSE stream: the member it reads for and the newest id it has sent."""
+
+    member: str
+    last_id: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class StreamHub:
+    """Open SSE streams by consortium and member, with the caps that bound their cost."""
+
+    def __init__(self, *, per_member: int, total: int) -> None:
+        self.per_member = per_member
+        self.total = total
+        self._streams: dict[str, dict[str, set[Waiter]]] = {}
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Open streams, all consortia together."""
+        return self._count
+
+    def add(self, cid: str, waiter: Waiter) -> None:
+        """Register a stream, or raise ``rate_limited`` past a cap (checked before any read)."""
+        members = self._streams.setdefault(cid, {})
+        mine = members.setdefault(waiter.member, set())
+        if self._count >= self.total:
+            raise RateLimited(
+                f"the server holds its maximum of {self.total} notification streams; "
+                "retry later, or poll GET …/notifications?after=N"
+            )
+        if len(mine) >= self.per_member:
+            raise RateLimited(
+                f"member {waiter.member!r} already has {len(mine)} open notification streams "
+                f"(the limit is {self.per_member}); close one, or resume it with Last-Event-ID"
+            )
+        mine.add(waiter)
+        self._count += 1
+
+    def remove(self, cid: str, waiter: Waiter) -> None:
+        """Forget a stream that ended."""
+        members = self._streams.get(cid, {})
+        mine = members.get(waiter.member)
+        if mine is not None and waiter in mine:
+            mine.discard(waiter)
+            self._count -= 1
+            if not mine:
+                del members[waiter.member]
+
+    def members(self, cid: str) -> list[str]:
+        """Members with an open stream (a copy: it is read from the engine thread)."""
+        return list(self._streams.get(cid, {}))
+
+    def wake(self, cid: str, counters: dict[str, int]) -> None:
+        """Wake the streams whose member's queue now goes past what they have sent."""
+        members = self._streams.get(cid, {})
+        for member, newest in counters.items():
+            for waiter in members.get(member, ()):
+                if newest > waiter.last_id:
+                    waiter.wake.set()
+
+    def wake_all(self) -> None:
+        """Wake every stream (at shutdown, so each one sees the server is closing)."""
+        for members in self._streams.values():
+            for waiters in members.values():
+                for waiter in waiters:
+                    waiter.wake.set()
+
+
+class Engine:
+    """The platform, its per-consortium locks and the worker threads that call it."""
+
+    def __init__(self, platform: Platform, *, metrics: Metrics, hub: StreamHub) -> None:
+        self.platform = platform
+        self.metrics = metrics
+        self.hub = hub
+        # Engine calls block (signatures, sandbox, fsync): they run off the event loop.
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="consortia-engine")
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._lanes: dict[str, Lane] = {}
+        self._known: set[str] = set()
+
+    def lock(self, cid: str) -> threading.Lock:
+        """The lock that orders every engine call on consortium ``cid``."""
+        with self._locks_guard:
+            found = self._locks.get(cid)
+            if found is None:
+                found = self._locks[cid] = threading.Lock()
+            return found
+
+    async def call(self, cid: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a worker thread under ``cid``'s lock."""
+
+        def locked() -> T:
+            with self.lock(cid):
+                return fn()
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, locked)
+
+    async def lane(self, cid: str) -> Lane:
+        """The lane of an existing consortium (``not_found`` otherwise)."""
+        found = self._lanes.get(cid)
+        if found is not None:
+            return found
+        if cid not in self._known:
+            await self.call(cid, lambda: self.platform.require(cid))
+            self._known.add(cid)
+        found = self._lanes.get(cid)
+        if found is None:
+            found = self._lanes[cid] = Lane(self, cid)
+        return found
+
+    async def close(self) -> None:
+        """Let every lane finish what it has queued, then stop the worker threads."""
+        for lane in list(self._lanes.values()):
+            await lane.close()
+        self.pool.shutdown(wait=True)
+
+
+class Lane:
+    """The group-commit sequencer of one consortium."""
+
+    def __init__(self, engine: Engine, cid: str) -> None:
+        self.engine = engine
+        self.cid = cid
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Outcome | ConsortiaError]]]
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"consortia-lane-{cid}"
+        )
+
+    async def execute(self, body: bytes) -> Outcome:
+        """Queue one executeAction body; its outcome once durable, or its refusal raised."""
+        if self._queue.qsize() >= MAX_QUEUE:
+            raise RateLimited(
+                f"consortium {self.cid!r} has {MAX_QUEUE} requests waiting; retry shortly "
+                "with the same body (retries are safe)"
+            )
+        future: asyncio.Future[Outcome | ConsortiaError]
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((body, future))
+        self.engine.metrics.queue_depth.labels(self.cid).set(self._queue.qsize())
+        answer = await future
+        if isinstance(answer, ConsortiaError):
+            raise answer
+        return answer
+
+    async def close(self) -> None:
+        """Finish the queued requests, then stop."""
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            items = [await queue.get()]
+            while len(items) < MAX_BATCH and not queue.empty():
+                items.append(queue.get_nowait())
+            self.engine.metrics.queue_depth.labels(self.cid).set(queue.qsize())
+            try:
+                answers, counters = await self._commit([body for body, _ in items])
+            finally:
+                for _ in items:
+                    queue.task_done()
+            for (_, future), answer in zip(items, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+            self.engine.hub.wake(self.cid, counters)
+
+    async def _commit(
+        self, bodies: list[bytes]
+    ) -> tuple[list[Outcome | ConsortiaError], dict[str, int]]:
+        engine = self.engine
+        cid = self.cid
+
+        def work() -> tuple[list[Outcome | ConsortiaError], dict[str, int]]:
+            started = time.perf_counter()
+            answers = engine.platform.execute_batch(cid, bodies)
+            engine.metrics.commit_seconds.observe(time.perf_counter() - started)
+            engine.metrics.batch_size.observe(len(bodies))
+            # Read under the same lock, right after the commit: which watched queues grew.
+            runtime = engine.platform.runtime(cid)
+            counters = {m: runtime.notification_counter(m) for m in engine.hub.members(cid)}
+            return answers, counters
+
+        try:
+            return await engine.call(cid, work)
+        except ConsortiaError as exc:
+            return [exc] * len(bodies), {}
+        except Exception as exc:
+            # One bad batch must not stop the lane. Log the type only: a message or a
+            # traceback could carry request data.
+            log.error("group commit of %s failed unexpectedly: %s", cid, type(exc).__name__)
+            log.debug("group commit failure", exc_info=True)
+            failed = Unavailable("the platform could not commit; retry with the same request")
+            return [failed] * len(bodies), {}

@@ -1,0 +1,80 @@
+"""Prometheus metrics of the service, in one registry per app (so tests can run several).
+
+Labels are bounded: ``action`` is named only for requests that authenticated and reached an
+existing action (anything else is ``-``), so a stranger cannot grow the label set; the
+consortium label names only consortia that exist.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE", "NAMED_OUTCOMES", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Outcomes after which the action name is one of the constitution's, safe as a label.
+NAMED_OUTCOMES = frozenset(
+    {
+        "committed",
+        "pending",
+        "action_failed",
+        "budget_exceeded",
+        "scope_violation",
+        "permission_denied",
+        "not_public",
+        "vote_rejected",
+    }
+)
+
+
+class Metrics:
+    """The counters, histograms and gauges ``/metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.actions = Counter(
+            "consortia_actions",
+            "executeAction requests by action and outcome (committed, pending or error code)",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.http = Counter(
+            "consortia_http_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "consortia_commit_seconds",
+            "Duration of one group commit (execute_batch), seconds",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "consortia_batch_size",
+            "Requests per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "consortia_queue_depth",
+            "executeAction requests waiting for their consortium's next group commit",
+            ["consortium"],
+            registry=self.registry,
+        )
+        self.streams = Gauge(
+            "consortia_sse_streams",
+            "Open notification streams (SSE)",
+            registry=self.registry,
+        )
+
+    def action(self, action: str | None, outcome: str) -> None:
+        """Count one executeAction answer."""
+        label = action if action is not None and outcome in NAMED_OUTCOMES else "-"
+        self.actions.labels(label[:64], outcome).inc()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,274 @@
+"""The ASGI app: every endpoint of PROTOCOL.md over the engine, and nothing more.
+
+Thin by design (ARCHITECTURE.md): each handler parses the HTTP request, calls the engine
+through its consortium's :class:`~consortia.server._lanes.Lane` (writes, group-committed) or
+under the consortium's lock (reads), and renders the answer. No business rule lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from consortia import __version__
+from consortia._json import JSON, loads_strict
+from consortia.engine import Committed, MemberView, Platform
+from consortia.errors import BadRequest, ConsortiaError, NotFound, Unavailable
+from consortia.identity.jws import parse_compact
+from consortia.identity.keys import validate_member_id
+from consortia.server._http import (
+    after_param,
+    bearer,
+    endpoint,
+    error_response,
+    json_response,
+    query,
+    read_jose_body,
+)
+from consortia.server._lanes import Engine, StreamHub
+from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
+from consortia.server._openapi import openapi_document
+from consortia.server._stream import NotificationStream
+
+__all__ = ["Limits", "Service", "create_app"]
+
+T = TypeVar("T")
+_TXID = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what idle or slow clients may hold (documented in docs/protocol-notes.md)."""
+
+    streams_per_member: int = 8
+    streams_total: int = 2000
+
+
+class Service:
+    """The state one app serves from: the engine lanes, the stream hub, the metrics."""
+
+    def __init__(self, platform: Platform, limits: Limits) -> None:
+        self.platform = platform
+        self.metrics = Metrics()
+        self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
+        self.engine = Engine(platform, metrics=self.metrics, hub=self.hub)
+        self.closing = asyncio.Event()
+
+    def begin_shutdown(self) -> None:
+        """Stop taking work and end every open stream (SIGTERM's first step)."""
+        self.closing.set()
+        self.hub.wake_all()
+
+    async def read(self, request: Request, fn: Callable[[MemberView], T]) -> T:
+        """Authenticate the bearer token and run ``fn`` on the member's view, under the lock."""
+        cid = _cid(request)
+        token = bearer(request)
+        platform = self.platform
+        return await self.engine.call(cid, lambda: fn(platform.reader(cid, token)))
+
+
+def _cid(request: Request) -> str:
+    cid = str(request.path_params["cid"])
+    try:
+        return validate_member_id(cid, what="consortium id")
+    except BadRequest:
+        raise NotFound(f"no consortium {cid[:80]!r} on this platform") from None
+
+
+def _txid(request: Request, name: str = "txid") -> str:
+    txid = str(request.path_params[name])
+    if _TXID.fullmatch(txid) is None:
+        raise BadRequest(f"{name} must be 64 lowercase hex characters (a SHA-256)")
+    return txid
+
+
+def _peek_action(body: bytes) -> str | None:
+    """The action named by a JWS body, for the metrics label only (never trusted)."""
+    try:
+        payload = loads_strict(parse_compact(body.decode("ascii")).payload)
+    except (ConsortiaError, UnicodeDecodeError):
+        return None
+    action = payload.get("action") if isinstance(payload, dict) else None
+    return action if isinstance(action, str) else None
+
+
+def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per endpoint
+    engine = service.engine
+    platform = service.platform
+
+    @endpoint
+    async def healthz(request: Request) -> Response:
+        if service.closing.is_set():
+            raise Unavailable("the service is shutting down")
+        return json_response({"status": "ok"})
+
+    @endpoint
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @endpoint
+    async def openapi(request: Request) -> Response:
+        return json_response(openapi_document(__version__))
+
+    @endpoint
+    async def service_info(request: Request) -> Response:
+        query(request, ())
+        return json_response(platform.service_info())
+
+    @endpoint
+    async def create(request: Request) -> Response:
+        query(request, ())
+        body = await read_jose_body(request)
+        # Creation is rare: one lock orders all of it, apart from every consortium's lane.
+        created = await engine.call("\x00create", lambda: platform.create_consortium(body))
+        return json_response(created.to_wire(), 201)
+
+    @endpoint
+    async def execute(request: Request) -> Response:
+        cid = _cid(request)
+        query(request, ())
+        if service.closing.is_set():
+            raise Unavailable("the service is shutting down; retry with the same request")
+        body = await read_jose_body(request)
+        lane = await engine.lane(cid)
+        try:
+            outcome = await lane.execute(body)
+        except ConsortiaError as exc:
+            service.metrics.action(
+                _peek_action(body) if exc.code in NAMED_OUTCOMES else None, exc.code
+            )
+            raise
+        status = "committed" if isinstance(outcome, Committed) else "pending"
+        service.metrics.action(_peek_action(body), status)
+        return json_response(outcome.to_wire(), 200 if status == "committed" else 202)
+
+    @endpoint
+    async def constitution(request: Request) -> Response:
+        query(request, ())
+        return json_response(await service.read(request, lambda v: v.constitution()))
+
+    @endpoint
+    async def proposals(request: Request) -> Response:
+        status = query(request, ("status",)).get("status", "open")
+        return json_response(await service.read(request, lambda v: v.proposals(status)))
+
+    @endpoint
+    async def proposal(request: Request) -> Response:
+        query(request, ())
+        pid = _txid(request, "pid")
+        return json_response(await service.read(request, lambda v: v.proposal(pid)))
+
+    @endpoint
+    async def transaction(request: Request) -> Response:
+        query(request, ())
+        txid = _txid(request)
+        return json_response(await service.read(request, lambda v: v.transaction(txid)))
+
+    @endpoint
+    async def receipt(request: Request) -> Response:
+        query(request, ())
+        txid = _txid(request)
+        return json_response(await service.read(request, lambda v: v.receipt(txid)))
+
+    def _key(request: Request) -> str:
+        key = query(request, ("key",)).get("key")
+        if key is None:
+            raise BadRequest("query parameter 'key' is required, e.g. ?key=order%2FO-1")
+        return key
+
+    @endpoint
+    async def get_object(request: Request) -> Response:
+        key = _key(request)
+        return json_response(await service.read(request, lambda v: v.object(key)))
+
+    @endpoint
+    async def history(request: Request) -> Response:
+        key = _key(request)
+        return json_response(await service.read(request, lambda v: v.history(key)))
+
+    @endpoint
+    async def notifications(request: Request) -> Response:
+        params = query(request, ("after", "limit"))
+        wants_stream = "text/event-stream" in request.headers.get("accept", "")
+        if not wants_stream:
+            after = after_param(params.get("after"))
+            limit = after_param(params.get("limit")) or 1000
+            page: list[dict[str, JSON]] = await service.read(
+                request, lambda v: v.notifications(after=after, limit=limit)
+            )
+            return json_response(page)
+        # Last-Event-ID wins over ?after: it is what a reconnecting EventSource sends.
+        last = request.headers.get("last-event-id")
+        after = after_param(last if last is not None else params.get("after"))
+        if service.closing.is_set():
+            raise Unavailable("the service is shutting down; reconnect shortly")
+        stream = NotificationStream(engine, _cid(request), bearer(request), service.closing)
+        await stream.open(after)
+        return StreamingResponse(
+            stream.events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    prefix = "/v1/consortia/{cid}"
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/service", service_info, methods=["GET"]),
+        Route("/v1/consortia", create, methods=["POST"]),
+        Route(prefix + "/actions", execute, methods=["POST"]),
+        Route(prefix + "/constitution", constitution, methods=["GET"]),
+        Route(prefix + "/proposals", proposals, methods=["GET"]),
+        Route(prefix + "/proposals/{pid}", proposal, methods=["GET"]),
+        Route(prefix + "/transactions/{txid}", transaction, methods=["GET"]),
+        Route(prefix + "/transactions/{txid}/receipt", receipt, methods=["GET"]),
+        Route(prefix + "/object", get_object, methods=["GET"]),
+        Route(prefix + "/history", history, methods=["GET"]),
+        Route(prefix + "/notifications", notifications, methods=["GET"]),
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods, in the protocol's error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        path = request.url.path[:200]
+        return error_response(NotFound(f"no endpoint {path!r}; see /v1/openapi.json"))
+    if status == 405:
+        return error_response(
+            BadRequest(f"{request.method} is not allowed on {request.url.path[:200]!r}")
+        )
+    return error_response(BadRequest(f"the request could not be served (HTTP {status})"))
+
+
+def create_app(platform: Platform, *, limits: Limits | None = None) -> Starlette:
+    """The ASGI app serving ``platform``; the caller opens and closes the platform.
+
+    ``app.state.service`` is the :class:`Service` (``begin_shutdown()`` ends the streams).
+    """
+    service = Service(platform, limits or Limits())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        service.begin_shutdown()
+        await service.engine.close()
+
+    app = Starlette(
+        routes=_routes(service),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.service = service
+    return app

@@ -1,0 +1,258 @@
+"""Serving the app: uvicorn (httptools, uvloop), TLS, slow-client guards, graceful stop.
+
+Why uvicorn: measured here (README design notes) it serves a trivial POST within about 15 %
+of granian, and unlike granian it serves an app *object* in this process (granian's
+embedded mode is experimental), so the platform, the sequencers and the SSE hub live in one
+process that tests can start in a thread and stop for certain.
+
+SIGTERM (or Ctrl-C): stop accepting, end every notification stream, let in-flight requests
+finish (their commits included), drain each consortium's queue, close the platform, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Final
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from consortia.engine import Platform
+from consortia.server.app import Limits, Service, create_app
+
+__all__ = ["HEADER_TIMEOUT", "ServerConfig", "ServerThread", "bind", "serve", "url_of"]
+
+log = logging.getLogger("consortia.server")
+
+#: Seconds a client has to send a request's line and headers (slowloris guard).
+HEADER_TIMEOUT: Final = 10.0
+#: Seconds an idle keep-alive connection stays open.
+KEEPALIVE_TIMEOUT: Final = 5
+#: Seconds in-flight requests get at shutdown before they are cancelled.
+GRACEFUL_TIMEOUT: Final = 20
+#: Most connections served at once; past it new ones get 503 (SSE streams have own caps).
+MAX_CONNECTIONS: Final = 10_000
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline for the request line and headers.
+
+    uvicorn bounds idle keep-alive connections but not a client that sends its headers a
+    byte at a time; without this, a few hundred such clients would hold every connection.
+    """
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the header deadline as soon as the connection exists."""
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes of a new request re-arm the deadline until its headers are complete."""
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm()
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        """Headers in time: the body has its own deadline in the app."""
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the timer with the connection."""
+        self._disarm()
+        super().connection_lost(exc)
+
+
+@dataclass
+class ServerConfig:
+    """Where and how to serve. ``tls`` is (certificate file, key file) or None for plain HTTP."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls: tuple[Path, Path] | None = None
+    limits: Limits = field(default_factory=Limits)
+    access_log: bool = True
+    log_level: str = "info"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with the platform's shutdown order and a clean exit on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """SIGTERM/SIGINT start a graceful stop; unlike uvicorn's own, no re-raise after it.
+
+        uvicorn re-raises the caught signal once stopped, so the process would die by
+        SIGTERM (status 143); a clean, complete shutdown should exit 0.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        saved = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """First signal: graceful; a second Ctrl-C: force."""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the streams first, so waiting for open connections does not wait for them."""
+        self.service.begin_shutdown()
+        await super().shutdown(sockets)
+
+
+def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
+    app = create_app(platform, limits=config.limits)
+    service: Service = app.state.service
+    ssl_options: dict[str, object] = {}
+    if config.tls is not None:
+        cert, key = config.tls
+        ssl_options = {
+            "ssl_certfile": str(cert),
+            "ssl_keyfile": str(key),
+            "ssl_version": ssl.PROTOCOL_TLS_SERVER,
+        }
+    uv = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        http=GuardedHttpTools,
+        loop="auto",
+        lifespan="on",
+        ws="none",
+        access_log=config.access_log,
+        log_level=config.log_level,
+        timeout_keep_alive=KEEPALIVE_TIMEOUT,
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
+        limit_concurrency=MAX_CONNECTIONS,
+        server_header=False,
+        proxy_headers=False,
+        **ssl_options,  # type: ignore[arg-type]
+    )
+    return uv, service
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (port 0: the system picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def url_of(config: ServerConfig, sock: socket.socket) -> str:
+    """The base URL a member uses to reach a server bound on ``sock``."""
+    scheme = "https" if config.tls is not None else "http"
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{scheme}://{host}:{sock.getsockname()[1]}"
+
+
+def serve(
+    platform: Platform, config: ServerConfig, *, on_bound: Callable[[str], None] | None = None
+) -> int:
+    """Serve until SIGTERM or Ctrl-C; 0 after a clean, complete shutdown.
+
+    The caller opened ``platform`` and closes it afterwards. ``on_bound`` hears the URL once
+    the port is bound (with ``port=0`` that is the only way to learn it).
+    """
+    sock = bind(config.host, config.port)
+    try:
+        uv, service = _uvicorn_config(platform, config)
+        server = _Server(uv, service)
+        if on_bound is not None:
+            on_bound(url_of(config, sock))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else 1
+
+
+class ServerThread:
+    """The server in a background thread of this process, on a socket it has already bound.
+
+    For tests and embedding: ``url`` is known at once, and :meth:`stop` always returns with
+    the thread ended, so nothing keeps running after the caller is done.
+    """
+
+    def __init__(self, platform: Platform, config: ServerConfig | None = None) -> None:
+        config = config or ServerConfig(port=0)
+        self.sock = bind(config.host, config.port)
+        self.port: int = self.sock.getsockname()[1]
+        self.url = url_of(config, self.sock)
+        uv, self.service = _uvicorn_config(platform, config)
+        self.server = _Server(uv, self.service)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        """Start, and wait until the server accepts connections."""
+        self.thread.start()
+        ready = threading.Event()
+
+        def poll() -> None:
+            while not self.server.started and self.thread.is_alive():
+                ready.wait(0.01)
+            ready.set()
+
+        poll_thread = threading.Thread(target=poll, daemon=True)
+        poll_thread.start()
+        ready.wait(timeout)
+        if not self.server.started:
+            self.stop()
+            raise RuntimeError("the server did not start")
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful stop (as SIGTERM), then wait for the thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
