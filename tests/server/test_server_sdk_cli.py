@@ -15,7 +15,8 @@ from consortia.cli import main
 from consortia.client import MemberClient, Notification, PinMismatch
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import save_member_keys, save_signing_key
-from consortia.identity.keys import MemberKeys
+from consortia.identity.keys import MemberKeys, VerifyKey
+from consortia.ledger.receipts import verify_receipt
 from consortia.server import _stream
 from consortia.server.tls import certificate_fingerprint, ensure_self_signed
 
@@ -69,6 +70,12 @@ def test_sdk_calls_reads_and_resumes_its_stream(
                             break
                 receipt: Any = await installer.receipt(txid)
                 assert receipt["txid"] == txid
+                # Verified offline against the service key, here the one the TLS pin vouches for.
+                verified = await installer.verified_receipt(txid)
+                assert verified.txid == txid
+                receipt["seqno"] += 1
+                with pytest.raises(ConsortiaError):
+                    verify_receipt(receipt, VerifyKey.from_jwk(installer.service["service_key"]))
                 return seen
 
         seen = asyncio.run(story())

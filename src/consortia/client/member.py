@@ -32,7 +32,8 @@ from consortia.client._transport import (
 from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
 from consortia.identity.jwt import issue_token
-from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey
+from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey, VerifyKey
+from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
 from consortia.protocol import open_notification, sign_action, sign_creation
 
 __all__ = ["MemberClient", "Notification", "Submitted", "create_consortium"]
@@ -316,6 +317,18 @@ class MemberClient:
     async def receipt(self, txid: str) -> JSON:
         """A receipt for any committed transaction (verify it offline: PROTOCOL.md 6)."""
         return await self._get(f"transactions/{quote(txid, safe='')}/receipt")
+
+    async def verified_receipt(
+        self, txid: str, service_key: VerifyKey | None = None
+    ) -> VerifiedReceipt:
+        """Fetch a receipt and verify it offline (PROTOCOL.md section 6); raises if it fails.
+
+        ``service_key`` is the key this member pinned; without one, the key from
+        ``GET /v1/service`` is used, which is only as trustworthy as the TLS pin.
+        """
+        if service_key is None:
+            service_key = VerifyKey.from_jwk(self.service.get("service_key"), what="service_key")
+        return verify_receipt(await self.receipt(txid), service_key)
 
     async def object(self, key: str) -> JSON:
         """The newest version of ``key`` this member may see."""
