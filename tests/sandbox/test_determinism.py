@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from consortia._json import JSON, JSONObject
 from consortia.errors import ConsortiaError
-from consortia.sandbox import ActionRuntime, MemoryHost
+from consortia.sandbox import ActionRuntime, Budget, MemoryHost
 
 ORDER = """
 def main(params):
@@ -63,7 +63,9 @@ def outcome(runtime: ActionRuntime, params: JSONObject) -> tuple[object, ...]:
     action = runtime.compile("order", ORDER)
     result: JSON | tuple[str, str]
     try:
-        result = runtime.run(action, params, host)
+        # Only the deterministic limit may stop it: a wall-time limit on a loaded machine
+        # could fire in one process and not in another.
+        result = runtime.run(action, params, host, Budget(time_ms=30_000))
     except ConsortiaError as exc:
         result = (exc.code, exc.message)
     return result, host.log, host.writes, host.notices, host.state

@@ -42,7 +42,7 @@ def test_host_functions_are_those_of_protocol_section_7() -> None:
 
 def test_budget_defaults_and_validation() -> None:
     budget = sandbox.Budget()
-    assert (budget.steps, budget.time_ms, budget.max_call_depth) == (1_000, 250, 8)
+    assert (budget.steps, budget.time_ms, budget.max_call_depth) == (1_000, 1_000, 8)
     assert budget.memory_bytes == 256 * 2**20
     assert sandbox.Budget.from_wire(budget.to_wire()) == budget
     for bad in ({"steps": 0}, {"time_ms": -1}, {"max_call_depth": -1}, {"steps": True}):

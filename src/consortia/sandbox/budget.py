@@ -34,7 +34,7 @@ class Budget:
     """
 
     steps: int = 1_000
-    time_ms: int = 250
+    time_ms: int = 1_000
     memory_bytes: int = 256 * _MIB
     max_call_depth: int = 8
     max_stack_frames: int = 100
