@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from consortia._json import JSON, JSONObject, json_list, loads_strict
+from consortia.engine.consortium import GOV_RECOVERY
 from consortia.engine.execution import Execution
 from consortia.errors import (
     ActionFailed,
@@ -347,6 +348,36 @@ def _refresh_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
     return {"member": caller, "signing_key": dict(signing.to_jwk())}
 
 
+# -- setRecoveryThreshold ---------------------------------------------------------------------
+
+
+def _threshold(c: Constitution, params: JSONObject) -> int | None:
+    require_fields(params, what="params", required=("threshold",))
+    threshold = params["threshold"]
+    if threshold is None:
+        return None
+    active = len(c.active_ids())
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ActionFailed("params.threshold must be a positive integer, or null for a majority")
+    if threshold > active:
+        raise ActionFailed(
+            f"params.threshold {threshold} exceeds the {active} active members who hold shares"
+        )
+    return threshold
+
+
+def _threshold_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    _threshold(c, params)
+
+
+def _threshold_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    threshold = _threshold(ex.constitution, params)
+    ex.constitution = replace(ex.constitution, recovery_threshold=threshold)
+    ex.put_everyone(GOV_RECOVERY, {"threshold": threshold})
+    holders = len(ex.constitution.active_ids())
+    return {"threshold": threshold, "effective": ex.constitution.recovery_threshold_for(holders)}
+
+
 # -- voteFor / approveAction ------------------------------------------------------------------
 
 
@@ -434,4 +465,5 @@ BUILTINS: dict[str, Builtin] = {
     "voteFor": Builtin(_vote_check, _vote_run),
     "approveAction": Builtin(_approve_check, _approve_run),
     "sendNotifications": Builtin(_send_check, _send_run),
+    "setRecoveryThreshold": Builtin(_threshold_check, _threshold_run),
 }

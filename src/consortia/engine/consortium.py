@@ -52,6 +52,7 @@ from consortia.notify.messages import Notice, seal_notice
 __all__ = [
     "GOV_ACTIONS",
     "GOV_MEMBERS",
+    "GOV_RECOVERY",
     "GOV_SETTINGS",
     "Batch",
     "ConsortiumRuntime",
@@ -65,6 +66,8 @@ GOV_PREFIX = "gov/"
 GOV_MEMBERS = "gov/members/"
 GOV_ACTIONS = "gov/actions/"
 GOV_SETTINGS = "gov/settings"
+#: ``{"threshold": k or null}``: the voted k of the recovery shares (setRecoveryThreshold).
+GOV_RECOVERY = "gov/recovery"
 _SEQ = struct.Struct(">Q")
 
 Random = Callable[[int], bytes]
@@ -202,7 +205,11 @@ class ConsortiumRuntime:
             actions[definition.name] = definition
         settings = self._gov_value(GOV_SETTINGS) if self.latest(GOV_SETTINGS) else {}
         new_member = settings.get("new_member_actions", []) if isinstance(settings, dict) else []
+        recovery = (
+            self._gov_value(GOV_RECOVERY).get("threshold") if self.latest(GOV_RECOVERY) else None
+        )
         return Constitution(
+            recovery_threshold=recovery if isinstance(recovery, int) else None,
             actions=actions,
             members=members,
             new_member_actions=tuple(str(a) for a in new_member if isinstance(a, str))

@@ -31,6 +31,7 @@ from consortia.engine.consortium import (
 )
 from consortia.engine.execution import Execution
 from consortia.engine.outcomes import Committed, Created, Outcome, Pending
+from consortia.engine.recovery import issue_shares
 from consortia.engine.request import (
     ActionRequest,
     parse_action_request,
@@ -314,8 +315,13 @@ class Platform:
         batch.notify(
             [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
         )
+        issued = issue_shares(batch, self.service, force=True)
+        if issued is not None:
+            issued.store_record()
         self.store.commit(cid, batch.finish(now=now))
         batch.applied()
+        if issued is not None:
+            issued.committed()
         self._runtimes[cid] = runtime
         return Created(cid, txid, seqno)
 
@@ -346,10 +352,13 @@ class Platform:
                 answers.append(self._process(runtime, batch, body, now))
             except ConsortiaError as exc:
                 answers.append(exc)
+        issued = issue_shares(batch, self.service)
         rows = batch.finish(now=now)
         if not rows:
             return answers
         try:
+            if issued is not None:
+                issued.store_record()
             self.store.commit(cid, rows)
         except Unavailable as exc:
             # Nothing reached the runtime: the batch is simply dropped.
@@ -358,6 +367,8 @@ class Platform:
                 for a in answers
             ]
         batch.applied()
+        if issued is not None:
+            issued.committed()
         return answers
 
     def _process(

@@ -41,13 +41,21 @@ class ServiceIdentity:
         """The stored service keys, or new ones stored (wrapped) on first start."""
         if store.meta_get(_META) is None:
             identity = cls.generate()
-            doc: JSONObject = {
-                "signing": dict(identity.signing.to_jwk()),
-                "encryption": dict(identity.encryption.to_jwk()),
-            }
-            store.meta_put(_META, wrap(node_key, canonical(doc), _AAD, random=os.urandom))
+            identity.save(store, node_key)
             return identity
         return cls.load(store, node_key)
+
+    def to_bytes(self) -> bytes:
+        """The private keys, serialized: wrap them before they are stored."""
+        doc: JSONObject = {
+            "signing": dict(self.signing.to_jwk()),
+            "encryption": dict(self.encryption.to_jwk()),
+        }
+        return canonical(doc)
+
+    def save(self, store: Store, node_key: bytes) -> None:
+        """Store the keys wrapped under ``node_key`` (replacing any stored ones)."""
+        store.meta_put(_META, wrap(node_key, self.to_bytes(), _AAD, random=os.urandom))
 
     @classmethod
     def load(cls, store: Store, node_key: bytes) -> ServiceIdentity:
@@ -55,7 +63,11 @@ class ServiceIdentity:
         blob = store.meta_get(_META)
         if blob is None:
             raise LedgerCorrupted("the store holds no service keys: it was never started")
-        plain = unwrap(node_key, blob, _AAD, what="service keys")
+        return cls.from_bytes(unwrap(node_key, blob, _AAD, what="service keys"))
+
+    @classmethod
+    def from_bytes(cls, plain: bytes) -> ServiceIdentity:
+        """Parse :meth:`to_bytes` output; raises ``LedgerCorrupted`` if it is damaged."""
         try:
             doc_in = loads_strict(plain, what="service keys")
             if not isinstance(doc_in, dict):

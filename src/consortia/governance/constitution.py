@@ -50,6 +50,7 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "voteFor",
         "approveAction",
         "sendNotifications",
+        "setRecoveryThreshold",
     }
 )
 
@@ -67,7 +68,14 @@ BUDGET_LIMITS: Mapping[str, int] = MappingProxyType(
 
 #: Base actions whose transactions change governance and so are visible to every member.
 GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
-    {"addMember", "removeMember", "amendConstitution", "updatePermissions", "refreshTrustKeys"}
+    {
+        "addMember",
+        "removeMember",
+        "amendConstitution",
+        "updatePermissions",
+        "refreshTrustKeys",
+        "setRecoveryThreshold",
+    }
 )
 
 
@@ -212,6 +220,8 @@ class Constitution:
     members: Mapping[str, Member]
     #: Actions a member added later may execute at once (from the genesis template).
     new_member_actions: tuple[str, ...] = ()
+    #: k of the k-of-n recovery shares, as voted by ``setRecoveryThreshold``; None: majority.
+    recovery_threshold: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", _frozen(self.actions))
@@ -293,10 +303,19 @@ class Constitution:
         """A copy where ``action`` has exactly ``permissions``."""
         return self.with_action(replace(self.action(action), permissions=tuple(permissions)))
 
+    def recovery_threshold_for(self, holders: int) -> int:
+        """k for ``holders`` share holders: the voted threshold (at most n), else ⌊n/2⌋+1."""
+        if self.recovery_threshold is None:
+            return holders // 2 + 1
+        return max(1, min(self.recovery_threshold, holders))
+
     def to_json(self) -> JSONObject:
         """The constitution as ``GET …/constitution`` shows it."""
-        return {
+        doc: JSONObject = {
             "actions": [self.actions[n].to_json() for n in sorted(self.actions)],
             "members": [self.members[m].to_json() for m in sorted(self.members)],
             "new_member_actions": list(self.new_member_actions),
         }
+        if self.recovery_threshold is not None:
+            doc["recovery_threshold"] = self.recovery_threshold
+        return doc

@@ -23,6 +23,7 @@ _PUBLIC_BASE: dict[str, bool] = {
     "updatePermissions": True,
     "refreshTrustKeys": False,
     "voteFor": False,
+    "setRecoveryThreshold": True,
 }
 _INTERNAL_BASE = ("approveAction", "sendNotifications")
 #: What a member added later may execute at once.
@@ -65,7 +66,8 @@ DEFAULT_TEMPLATE = Template(
     name="default",
     description=(
         "Every founder may run every public base action; addMember, removeMember, "
-        "amendConstitution and updatePermissions need a majority of all active members."
+        "amendConstitution, updatePermissions and setRecoveryThreshold need a majority of "
+        "all active members."
     ),
     build=default_constitution,
 )

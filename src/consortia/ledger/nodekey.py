@@ -1,7 +1,7 @@
 """The node key: the local secret that wraps every consortium's keyring (embedded mode).
 
 It lives in a file of mode 0600 beside the database. Losing it loses the ledger unless the
-members hold recovery shares (the ledger issue adds them); leaking it leaks the ledger.
+members hold recovery shares (:mod:`consortia.engine.recovery`); leaking it leaks the ledger.
 """
 
 from __future__ import annotations

@@ -152,6 +152,11 @@ class SQLiteStore:
             row = db.execute("SELECT keyring, info FROM consortia WHERE cid = ?", (cid,)).fetchone()
         return None if row is None else ConsortiumRow(cid, blob(row[0]), blob(row[1]))
 
+    def rewrap_keyring(self, cid: str, keyring: bytes) -> None:
+        """Replace a consortium's wrapped keyring durably (recovery under a new node key)."""
+        with self._reading() as db:
+            db.execute("UPDATE consortia SET keyring = ? WHERE cid = ?", (keyring, cid))
+
     def consortia(self) -> list[str]:
         """Every consortium id, sorted."""
         with self._reading() as db:
