@@ -1,0 +1,122 @@
+"""The ``telco`` genesis template: roles, permissions and voting schemas of the pack.
+
+Founders carry their role in ``info`` (``{"role": "seller"}``, ...). Governance needs a
+majority of all members with every seller holding a veto; domain actions are public
+Starlark, permitted by role; ``bindSerial`` is proposed by a supplier and endorsed by the
+seller through its voting schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+from consortia.governance.constitution import (
+    ActionDefinition,
+    Constitution,
+    Member,
+    Permission,
+    VotingSchema,
+)
+from consortia.governance.templates import DEFAULT_NEW_MEMBER_ACTIONS, Template, base_actions
+
+__all__ = ["DOMAIN_ACTIONS", "ROLES", "TELCO_TEMPLATE", "action_code", "telco_constitution"]
+
+ROLES = ("seller", "supplier", "installer", "customer", "auditor")
+
+#: Domain action -> (source file, roles permitted to request it). The code itself checks
+#: the finer rules (a supplier touches only its own devices, a seller only its projects).
+DOMAIN_ACTIONS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "createProject": ("createProject", ("seller",)),
+    "placeOrder": ("placeOrder", ("seller",)),
+    "reviseOrder": ("reviseOrder", ("seller",)),
+    "resumeChangePlan": ("resumeChangePlan", ("seller",)),
+    "cancelOrder": ("cancelOrder", ("seller",)),
+    "updateDeviceOrder": ("updateDeviceOrder", ("supplier",)),
+    "getDeviceStatus": ("getDeviceStatus", ROLES),
+    "createAsset": ("createAsset", ("seller",)),
+    "bindSerial": ("bindSerial", ("supplier",)),
+    "updateAssetStatus": ("updateAssetStatus", ("seller", "supplier", "installer")),
+    "recordActivationTest": ("recordActivationTest", ("seller", "installer")),
+    "reserveStock": ("stockMovement", ("seller", "supplier")),
+    "consumeStock": ("stockMovement", ("seller", "supplier")),
+    "releaseStock": ("stockMovement", ("seller", "supplier")),
+    "returnStock": ("stockMovement", ("seller", "supplier")),
+}
+
+#: The stock actions share one source; each gets its movement kind.
+_STOCK_KINDS = {
+    "reserveStock": "reserve",
+    "consumeStock": "consume",
+    "releaseStock": "release",
+    "returnStock": "return",
+}
+
+
+def _source(stem: str) -> str:
+    return resources.files("consortia.telco").joinpath(f"actions/{stem}.star").read_text("utf-8")
+
+
+def action_code(name: str) -> str:
+    """The Starlark code of domain action ``name``: its own file, then the shared helpers.
+
+    Action code cannot ``load()``, so the helpers of ``common.star`` travel with each
+    action. They come after the action's own code, which keeps its docstring first.
+    """
+    stem, _ = DOMAIN_ACTIONS[name]
+    code = _source(stem)
+    if name in _STOCK_KINDS:
+        code = code.replace('KIND = "@KIND@"', f'KIND = "{_STOCK_KINDS[name]}"')
+    return code.rstrip("\n") + "\n\n\n" + _source("common")
+
+
+def _roles(founders: Sequence[Member]) -> dict[str, list[str]]:
+    by_role: dict[str, list[str]] = {role: [] for role in ROLES}
+    for member in founders:
+        role = member.info.get("role")
+        if not isinstance(role, str) or role not in by_role:
+            raise ValueError(
+                f"founder {member.id!r} needs info.role, one of {', '.join(ROLES)} (got {role!r})"
+            )
+        by_role[role].append(member.id)
+    if not by_role["seller"]:
+        raise ValueError("the telco template needs at least one founder with role 'seller'")
+    return by_role
+
+
+def telco_constitution(founders: Sequence[Member]) -> Constitution:
+    """Build the ``telco`` genesis constitution from founders that carry ``info.role``.
+
+    Raises ValueError when a founder has no known role or no founder is a seller.
+    """
+    by_role = _roles(founders)
+    sellers = tuple(by_role["seller"])
+    governance = VotingSchema("all", len(founders) // 2 + 1, sellers)
+    actions = base_actions(founders, governance)
+    # Serial binding: the asset's supplier proposes (the code checks it is that supplier),
+    # a seller endorses. Only sellers vote: with the suppliers in the electorate, another
+    # supplier's approval could stand in for the seller's and it would see the proposal.
+    endorsement = VotingSchema(sellers, 1, ())
+    for name, (_, roles) in DOMAIN_ACTIONS.items():
+        permitted = tuple(Permission(member, True) for role in roles for member in by_role[role])
+        voting = endorsement if name == "bindSerial" else VotingSchema()
+        actions[name] = ActionDefinition(
+            name, "public", "starlark", action_code(name), permitted, voting
+        )
+    return Constitution(
+        actions=actions,
+        members={m.id: m for m in founders},
+        new_member_actions=DEFAULT_NEW_MEMBER_ACTIONS,
+    )
+
+
+TELCO_TEMPLATE = Template(
+    name="telco",
+    description=(
+        "Telco order management: founders carry info.role (seller, supplier, installer, "
+        "customer, auditor); governance needs a majority with the seller's veto; projects, "
+        "orders, revisions and change plans, assets and serials, stock; bindSerial is "
+        "proposed by a supplier and endorsed by the seller."
+    ),
+    build=telco_constitution,
+)
