@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from conftest import FOUNDERS, World, js
 
-from consortia import Committed, MemberKeys, Pending
+from consortia import Committed, MemberKeys, Pending, Platform
 from consortia.errors import ConsortiaError
+from consortia.governance.constitution import Constitution
 
 
 def test_two_consortia_cannot_see_each_other(world: World) -> None:
@@ -113,3 +114,32 @@ def test_storage_holds_no_plaintext(world: World) -> None:
     # the node key file is private
     assert (world.data / "node.key").stat().st_mode & 0o077 == 0
     world.reopen()
+
+
+def test_a_ledger_without_its_node_key_is_not_silently_rekeyed(world: World) -> None:
+    world.platform.close()
+    (world.data / "node.key").unlink()
+    try:
+        world.reopen()
+    except ConsortiaError as exc:
+        assert exc.code == "unavailable" and "recovery" in exc.message
+    else:
+        raise AssertionError("opened a ledger with a brand-new node key")
+    assert not (world.data / "node.key").exists()
+    # put a key back so the fixture can close cleanly
+    world.platform = Platform.open(world.data.parent / "elsewhere", operator_keys=[])
+
+
+def test_a_template_refusing_its_founders_is_a_bad_request(world: World) -> None:
+    from consortia.governance.templates import Template
+
+    def picky(founders: object) -> Constitution:
+        raise ValueError("a seller is required")
+
+    world.platform.templates["picky"] = Template("picky", "refuses everyone", picky)
+    try:
+        world.create("picky-co", ["a1"], template="picky")
+    except ConsortiaError as exc:
+        assert exc.code == "bad_request" and "a seller is required" in exc.message
+    else:
+        raise AssertionError("the template's refusal was lost")

@@ -14,6 +14,7 @@ from typing import Final
 
 from consortia.engine import Platform
 from consortia.errors import BadRequest
+from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.identity.keyfile import (
     load_public_jwk,
     save_public_jwk,
@@ -23,11 +24,16 @@ from consortia.identity.keys import SigningKey, VerifyKey
 from consortia.server import Limits
 from consortia.server.run import ServerConfig, serve
 from consortia.server.tls import certificate_fingerprint, ensure_self_signed
+from consortia.telco import TELCO_TEMPLATE
 
 __all__ = ["OPERATOR_PRIVATE", "OPERATOR_PUBLIC", "add_serve_parser", "serve_command"]
 
 OPERATOR_PRIVATE: Final = "operator.key.jwk"
 OPERATOR_PUBLIC: Final = "operator.pub.jwk"
+
+
+#: Templates every served platform offers (listed at GET /v1/service).
+TEMPLATES = {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE, TELCO_TEMPLATE.name: TELCO_TEMPLATE}
 
 
 def _say(text: str) -> None:
@@ -92,7 +98,7 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_level=args.log_level,
     )
-    platform = Platform.open(data, operator_keys=[operator])
+    platform = Platform.open(data, operator_keys=[operator], templates=TEMPLATES)
     try:
         return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
     finally:

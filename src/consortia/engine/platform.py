@@ -156,8 +156,16 @@ class Platform:
         process isolation, so a runaway action costs an executor restart, never the platform.
         """
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ledger = data_dir / "ledger.sqlite"
+        if ledger.exists() and not (data_dir / "node.key").exists():
+            # A fresh node key could never open the existing keyrings; say what to do.
+            raise Unavailable(
+                f"{ledger} exists but {data_dir / 'node.key'} does not: this is a copy of a "
+                "ledger without its node key; open it with the members' recovery shares "
+                "(consortia.engine.recovery.RecoverySession), or restore node.key"
+            )
         node_key = load_or_create_node_key(data_dir / "node.key")
-        store = SQLiteStore(data_dir / "ledger.sqlite")
+        store = SQLiteStore(ledger)
         owned = ActionRuntime() if sandbox is None else None
         platform = cls(
             store,
@@ -260,7 +268,10 @@ class Platform:
             if any(f.signing_key == member.signing_key for f in founders):
                 raise BadRequest(f"members[{index}] reuses another founder's signing key")
             founders.append(member)
-        constitution = template.build(founders)
+        try:
+            constitution = template.build(founders)
+        except ValueError as exc:  # a template's own rule, e.g. "telco needs a seller"
+            raise BadRequest(f"template {template.name!r} refused the founders: {exc}") from None
 
         keyring = Keyring.generate(random=self.random)
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
