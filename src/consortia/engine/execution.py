@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consortia._json import JSON, JSONObject, check_value
+from consortia.engine.batch import Batch
 from consortia.engine.consortium import (
     GOV_ACTIONS,
     GOV_MEMBERS,
     GOV_PREFIX,
-    Batch,
     Write,
     parent_of,
 )

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consortia._json import JSONObject, loads_strict
-from consortia.engine.consortium import Batch, ConsortiumRuntime
+from consortia.engine.batch import Batch
+from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import BadRequest, BadSignature, NotFound
 from consortia.governance.constitution import Constitution, Member

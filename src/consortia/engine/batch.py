@@ -1,0 +1,181 @@
+"""What one group commit writes, and the overlay later requests of the same batch read.
+
+A :class:`Batch` gathers the outcome of several requests so that one storage transaction
+commits them all. It works on its own copies of the constitution, the Merkle frontier and
+the proposals; :meth:`Batch.applied` moves them into the runtime only after the commit is
+durable, so readers never see what a failed commit may still lose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consortia._json import JSONObject
+from consortia.engine.consortium import (
+    ConsortiumRuntime,
+    StateVersion,
+    Write,
+    parent_of,
+)
+from consortia.governance.constitution import Constitution
+from consortia.governance.voting import Proposal
+from consortia.ledger.merkle import MerkleFrontier
+from consortia.ledger.receipts import sign_root
+from consortia.ledger.records import SALT_BYTES, Audience, TxRecord
+from consortia.ledger.store import CommitBatch, NodeRow, NonceRow, SignedRootRow
+from consortia.notify.messages import Notice
+
+__all__ = ["Batch"]
+
+
+@dataclass
+class Batch:
+    """What one group commit will write, and the overlay later requests in it read."""
+
+    runtime: ConsortiumRuntime
+    rows: CommitBatch = field(default_factory=CommitBatch)
+    overlay: dict[str, StateVersion] = field(default_factory=dict)
+    listed: dict[str, dict[str, bool]] = field(default_factory=dict)
+    nonces: dict[bytes, str] = field(default_factory=dict)
+    committed: dict[str, int] = field(default_factory=dict)
+    proposals: dict[str, Proposal] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    next_seqno: int = 0
+    #: The constitution as this batch has changed it; the runtime's stays the committed one.
+    constitution: Constitution = field(init=False)
+    #: The Merkle frontier with this batch's leaves; the runtime's stays the committed one.
+    frontier: MerkleFrontier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.next_seqno = self.runtime.next_seqno
+        self.constitution = self.runtime.constitution
+        self.frontier = self.runtime.frontier.copy()
+
+    def latest(self, key: str) -> StateVersion | None:
+        """Newest version of ``key`` including this batch's earlier writes."""
+        staged = self.overlay.get(key)
+        return staged if staged is not None else self.runtime.latest(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Live keys under ``prefix`` including this batch's earlier writes."""
+        names = set(self.runtime.list_keys(prefix))
+        for key, alive in self.listed.get(prefix, {}).items():
+            if alive:
+                names.add(key)
+            else:
+                names.discard(key)
+        return sorted(names)
+
+    def add_tx(
+        self,
+        *,
+        txid: str,
+        time: int,
+        action: str,
+        member: str,
+        audience: Audience,
+        request: str | None,
+        writes: list[Write],
+        detail: JSONObject,
+        nonce: tuple[str, str] | None,
+    ) -> int:
+        """Stage one committed transaction; returns its seqno."""
+        runtime = self.runtime
+        seqno = self.next_seqno
+        digests = []
+        for write in writes:
+            version, name, digest = runtime.version_rows(write, seqno, txid)
+            self.rows.versions.append(version)
+            self.rows.names.append(name)
+            digests.append(digest)
+            self.overlay[write.key] = StateVersion(
+                write.key, write.value, write.audience, write.deleted, seqno, txid, b""
+            )
+            self.listed.setdefault(parent_of(write.key), {})[write.key] = not write.deleted
+        record = TxRecord(
+            consortium=runtime.cid,
+            seqno=seqno,
+            txid=txid,
+            time=time,
+            action=action,
+            member=member,
+            audience=audience,
+            request=request,
+            writes=tuple(digests),
+            salt=runtime.random(SALT_BYTES),
+            detail=detail,
+        )
+        row = runtime.tx_row(record)
+        self.rows.txs.append(row)
+        self.rows.nodes.extend(NodeRow(*node) for node in self.frontier.append(row.leaf_hash))
+        if nonce is not None:
+            self.add_nonce(*nonce, txid=txid)
+        self.committed[txid] = seqno
+        self.next_seqno = seqno + 1
+        return seqno
+
+    def add_nonce(self, member: str, nonce: str, *, txid: str) -> None:
+        """Stage a used nonce."""
+        nonce_hash = self.runtime.nonce_hash(member, nonce)
+        self.nonces[nonce_hash] = txid
+        self.rows.nonces.append(NonceRow(nonce_hash, txid))
+
+    def nonce_txid(self, member: str, nonce: str) -> str | None:
+        """The txid that used this nonce, in this batch or in storage."""
+        nonce_hash = self.runtime.nonce_hash(member, nonce)
+        found = self.nonces.get(nonce_hash)
+        return (
+            found if found is not None else self.runtime.store.nonce(self.runtime.cid, nonce_hash)
+        )
+
+    def put_proposal(self, proposal: Proposal) -> None:
+        """Stage a new or changed proposal."""
+        self.proposals[proposal.id] = proposal
+
+    def proposal(self, pid: str) -> Proposal | None:
+        """A proposal as this batch sees it."""
+        staged = self.proposals.get(pid)
+        return staged if staged is not None else self.runtime.proposal(pid)
+
+    def notify(self, notices: list[Notice]) -> None:
+        """Stage notifications, numbering each member's queue in order."""
+        runtime = self.runtime
+        for notice in notices:
+            current = self.counters.get(notice.member)
+            if current is None:
+                current = runtime.notification_counter(notice.member)
+            row = runtime.notification_row(notice, current + 1, self.constitution)
+            if row is not None:
+                self.counters[notice.member] = current + 1
+                self.rows.notifications.append(row)
+
+    def finish(self, *, now: int) -> CommitBatch:
+        """The rows to commit: proposals, and the new root signed by the service at ``now``."""
+        for proposal in self.proposals.values():
+            self.rows.proposals.append(self.runtime.proposal_row(proposal))
+        if self.rows.txs:
+            size = self.frontier.size
+            jws = sign_root(
+                self.runtime.service_key,
+                consortium=self.runtime.cid,
+                tree_size=size,
+                root=self.frontier.root(),
+                iat=now,
+            )
+            previous = self.runtime.frontier.size
+            mac = self.runtime.signed_root_mac(size, previous, jws)
+            self.rows.signed_root = SignedRootRow(size, previous, jws, mac)
+        return self.rows
+
+    def applied(self) -> None:
+        """After a durable commit: move the batch's effects into the runtime."""
+        runtime = self.runtime
+        runtime.next_seqno = self.next_seqno
+        runtime.frontier = self.frontier
+        runtime.constitution = self.constitution
+        runtime.note_counters(self.counters)
+        for proposal in self.proposals.values():
+            if proposal.is_open:
+                runtime.proposals[proposal.id] = proposal
+            else:
+                runtime.proposals.pop(proposal.id, None)

@@ -1,0 +1,380 @@
+"""Steps 1 to 5 of one request: parse, authenticate, authorize, vote gate, execute.
+
+:class:`Pipeline` turns one signed body into an outcome staged in a :class:`Batch` (or a
+refusal that stages nothing); :class:`~consortia.engine.platform.Platform` owns the batch,
+commits it (step 6) and so decides when answers may leave. Approved proposals resume here
+too, under their original txid, in the same batch as the deciding ballot.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from consortia._json import JSON, JSONObject
+from consortia.engine.batch import Batch
+from consortia.engine.builtins import (
+    BUILTINS,
+    IAT_WINDOW,
+    CheckContext,
+    CodeChecker,
+    vote_result_recipients,
+)
+from consortia.engine.consortium import ConsortiumRuntime
+from consortia.engine.execution import Execution
+from consortia.engine.outcomes import Committed, Outcome, Pending
+from consortia.engine.request import ActionRequest, parse_action_request, unwrap_body
+from consortia.errors import (
+    ActionFailed,
+    BadRequest,
+    ConsortiaError,
+    Replay,
+    StaleRequest,
+    UnknownAction,
+    VoteRejected,
+    error_for_code,
+)
+from consortia.governance.constitution import (
+    GOVERNANCE_ACTIONS,
+    ActionDefinition,
+    Constitution,
+)
+from consortia.governance.voting import (
+    Decision,
+    Proposal,
+    ProposalStatus,
+    electorate,
+    tally,
+)
+from consortia.identity.keys import EncryptionKey
+from consortia.ledger.records import Audience
+from consortia.notify.messages import Notice
+from consortia.sandbox.budget import Budget
+
+__all__ = ["ActionSandbox", "Pipeline"]
+
+
+class ActionSandbox(Protocol):
+    """What the engine needs of the Starlark runtime (:mod:`consortia.sandbox`)."""
+
+    def literal_calls(self, name: str, code: str) -> tuple[str, ...]:
+        """Compile ``code`` (raising ``action_failed`` with line numbers); its literal calls."""
+        ...
+
+    def execute(
+        self,
+        name: str,
+        code: str,
+        params: JSONObject,
+        host: Execution,
+        budget: Budget | None = None,
+    ) -> JSON:
+        """Run ``main(params)`` of ``code`` against ``host`` within ``budget``."""
+        ...
+
+
+class Pipeline:
+    """Runs requests of any consortium against its runtime and a batch (not thread-safe)."""
+
+    def __init__(self, sandbox: ActionSandbox | None, encryption_key: EncryptionKey) -> None:
+        self.sandbox = sandbox
+        self.encryption_key = encryption_key
+
+    def process(
+        self, runtime: ConsortiumRuntime, batch: Batch, body: str | bytes, now: int
+    ) -> Outcome:
+        jws = unwrap_body(body, self.encryption_key)
+        txid = jws.txid
+        try:
+            request = parse_action_request(jws, runtime.cid)
+            prior = self._prior_answer(runtime, batch, txid)
+            if prior is not None:
+                return prior
+            constitution = batch.constitution
+            member = constitution.active_member(request.member)
+            jws.verify(member.signing_key)
+            if abs(now - request.iat) > IAT_WINDOW:
+                raise StaleRequest(
+                    f"iat {request.iat} is {now - request.iat:+d} s from the server's clock "
+                    f"({now}); the window is ±{IAT_WINDOW} s: check the client's clock"
+                )
+            used_by = batch.nonce_txid(request.member, request.nonce)
+            if used_by is not None:
+                raise Replay(
+                    f"nonce already used by transaction {used_by}; sign each request with a "
+                    "fresh nonce"
+                )
+            definition = constitution.authorize(request.member, request.action, now)
+            self._check(definition, constitution, request.member, request.params, runtime.cid, now)
+            if definition.voting.needs_vote:
+                return self._propose(runtime, batch, request, definition, now)
+            return self._run(
+                runtime,
+                batch,
+                txid=txid,
+                caller=request.member,
+                action=request.action,
+                params=request.params,
+                visible_to=request.visible_to,
+                txref=request.txref,
+                request=jws.compact,
+                now=now,
+                nonce=(request.member, request.nonce),
+                detail={},
+            )
+        except ConsortiaError as exc:
+            raise exc.with_txid(txid) from None
+
+    def _check_context(self, cid: str, now: int) -> CheckContext:
+        checker: CodeChecker | None = None
+        if self.sandbox is not None:
+            checker = self.sandbox.literal_calls
+        return CheckContext(consortium=cid, now=now, code_checker=checker)
+
+    def _check(
+        self,
+        definition: ActionDefinition,
+        constitution: Constitution,
+        caller: str,
+        params: JSONObject,
+        cid: str,
+        now: int,
+    ) -> None:
+        """A builtin's own validation, before the vote gate (so bad proposals fail early)."""
+        builtin = BUILTINS.get(definition.name) if definition.language == "builtin" else None
+        if builtin is not None:
+            builtin.check(constitution, caller, params, self._check_context(cid, now))
+
+    def _prior_answer(self, runtime: ConsortiumRuntime, batch: Batch, txid: str) -> Outcome | None:
+        """The original answer to a request whose very JWS was already accepted."""
+        seqno = batch.committed.get(txid)
+        if seqno is None:
+            row = runtime.store.tx_by_txid(runtime.cid, txid)
+            seqno = None if row is None else row.seqno
+        if seqno is not None:
+            return Committed(txid, seqno)
+        proposal = batch.proposal(txid)
+        if proposal is None:
+            return None
+        if proposal.status is ProposalStatus.OPEN:
+            return Pending(txid, proposal.id)
+        if proposal.status is ProposalStatus.APPROVED and proposal.seqno is not None:
+            return Committed(txid, proposal.seqno)
+        if proposal.status is ProposalStatus.FAILED and proposal.error is not None:
+            raise error_for_code(proposal.error, proposal.reason)
+        raise VoteRejected(f"proposal {proposal.id} was {proposal.status.value}: {proposal.reason}")
+
+    # -- step 4: the vote gate --------------------------------------------------------------
+
+    def _propose(
+        self,
+        runtime: ConsortiumRuntime,
+        batch: Batch,
+        request: ActionRequest,
+        definition: ActionDefinition,
+        now: int,
+    ) -> Outcome:
+        constitution = batch.constitution
+        schema = definition.voting
+        first = tally(schema, constitution, request.member, ())
+        if first.decision is Decision.REJECTED:
+            raise VoteRejected(f"the proposal could never pass: {first.reason}")
+        if first.decision is Decision.APPROVED:
+            # The requester's own approval already decides it: nothing to wait for.
+            return self._run(
+                runtime,
+                batch,
+                txid=request.txid,
+                caller=request.member,
+                action=request.action,
+                params=request.params,
+                visible_to=request.visible_to,
+                txref=request.txref,
+                request=request.jws.compact,
+                now=now,
+                nonce=(request.member, request.nonce),
+                detail={"approved": first.reason},
+            )
+        voters = sorted(
+            (electorate(schema, constitution) | set(schema.veto)) & set(constitution.active_ids())
+        )
+        audience: tuple[str, ...] | None = None
+        if request.action not in GOVERNANCE_ACTIONS:
+            audience = tuple(sorted({request.member, *request.visible_to, *voters}))
+        proposal = Proposal(
+            id=request.txid,
+            action=request.action,
+            requester=request.member,
+            request=request.jws.compact,
+            params=request.params,
+            visible_to=request.visible_to,
+            txref=request.txref,
+            audience=audience,
+            created_at=now,
+        )
+        batch.put_proposal(proposal)
+        batch.add_nonce(request.member, request.nonce, txid=request.txid)
+        body: JSONObject = {
+            "proposal": proposal.id,
+            "action": request.action,
+            "requester": request.member,
+            "params": request.params,
+            "visible_to": list(request.visible_to),
+            "voting": schema.to_json(),
+            "tally": first.reason,
+        }
+        batch.notify(
+            [
+                Notice(v, "vote_request", request.txid, None, request.action, body)
+                for v in voters
+                if v != request.member
+            ]
+        )
+        return Pending(request.txid, proposal.id)
+
+    # -- step 5: execution ------------------------------------------------------------------
+
+    def _audience(
+        self,
+        batch: Batch,
+        action: str,
+        caller: str,
+        visible_to: tuple[str, ...],
+        params: JSONObject,
+    ) -> Audience:
+        if action in GOVERNANCE_ACTIONS:
+            return None
+        if action == "voteFor":
+            pid = params.get("proposal")
+            proposal = batch.proposal(pid) if isinstance(pid, str) else None
+            if proposal is not None:
+                return proposal.audience
+        return tuple(sorted({caller, *visible_to}))
+
+    def _run(
+        self,
+        runtime: ConsortiumRuntime,
+        batch: Batch,
+        *,
+        txid: str,
+        caller: str,
+        action: str,
+        params: JSONObject,
+        visible_to: tuple[str, ...],
+        txref: str | None,
+        request: str,
+        now: int,
+        nonce: tuple[str, str] | None,
+        detail: JSONObject,
+    ) -> Committed:
+        """Execute and stage one transaction; nothing is staged if it fails."""
+        for member in visible_to:
+            if not batch.constitution.is_active(member):
+                raise BadRequest(f"visible_to names {member!r}, which is not an active member")
+        definition = batch.constitution.action(action)
+        execution = Execution(
+            batch=batch,
+            constitution=batch.constitution,
+            caller_id=caller,
+            tx_id=txid,
+            time=now,
+            request_visible_to=visible_to,
+            audience=self._audience(batch, action, caller, visible_to, params),
+            action=action,
+            txref=txref,
+            builtin_runner=self._run_builtin,
+            privileged=definition.language == "builtin",
+        )
+        result = self._invoke(definition, execution, params)
+        # Success: move the staged effects into the batch.
+        batch.constitution = execution.constitution
+        for proposal in execution.proposals.values():
+            batch.put_proposal(proposal)
+        seqno = batch.add_tx(
+            txid=txid,
+            time=now,
+            action=action,
+            member=caller,
+            audience=execution.audience,
+            request=request,
+            writes=list(execution.writes.values()),
+            detail=detail,
+            nonce=nonce,
+        )
+        execution.tell(caller, "result", result)
+        batch.notify(execution.notices)
+        for pid in execution.resumes:
+            self._resume(runtime, batch, pid, now)
+        return Committed(txid, seqno)
+
+    def _invoke(
+        self, definition: ActionDefinition, execution: Execution, params: JSONObject
+    ) -> JSON:
+        if definition.language == "builtin":
+            return self._run_builtin(execution, definition.name, params)
+        if definition.code is None:
+            raise ActionFailed(f"action {definition.name!r} has no code")
+        if self.sandbox is None:
+            raise ActionFailed(
+                f"action {definition.name!r} is written in {definition.language}, and this "
+                "platform runs no action sandbox; its code is stored but cannot execute"
+            )
+        budget = None if definition.budget is None else Budget(**definition.budget)
+        return self.sandbox.execute(definition.name, definition.code, params, execution, budget)
+
+    def _run_builtin(self, execution: Execution, action: str, params: JSONObject) -> JSON:
+        builtin = BUILTINS.get(action)
+        if builtin is None:
+            raise UnknownAction(f"no builtin action {action!r}")
+        context = self._check_context(execution.batch.runtime.cid, execution.time)
+        builtin.check(execution.constitution, execution.caller(), params, context)
+        return builtin.run(execution, params, context)
+
+    # -- resuming an approved proposal ------------------------------------------------------
+
+    def _resume(self, runtime: ConsortiumRuntime, batch: Batch, pid: str, now: int) -> None:
+        proposal = batch.proposal(pid)
+        if proposal is None or not proposal.is_open:
+            return
+        seqno = batch.next_seqno
+        reason = "approved by vote"
+        batch.put_proposal(proposal.closed(ProposalStatus.APPROVED, reason, seqno=seqno))
+        try:
+            constitution = batch.constitution
+            definition = constitution.action(proposal.action)
+            constitution.active_member(proposal.requester)
+            constitution.check_permission(definition, proposal.requester, now)
+            self._check(
+                definition, constitution, proposal.requester, proposal.params, runtime.cid, now
+            )
+            self._run(
+                runtime,
+                batch,
+                txid=proposal.id,
+                caller=proposal.requester,
+                action=proposal.action,
+                params=proposal.params,
+                visible_to=proposal.visible_to,
+                txref=proposal.txref,
+                request=proposal.request,
+                now=now,
+                nonce=None,
+                detail={"proposal": proposal.id, "ballots": [b.txid for b in proposal.ballots]},
+            )
+            outcome: JSONObject = {"outcome": "approved", "seqno": seqno}
+        except ConsortiaError as exc:
+            batch.put_proposal(proposal.closed(ProposalStatus.FAILED, exc.message, error=exc.code))
+            outcome = {"outcome": "failed", "error": exc.code, "message": exc.message}
+        body: JSONObject = {"proposal": pid, "action": proposal.action, "reason": reason, **outcome}
+        batch.notify(
+            [
+                Notice(
+                    member,
+                    "vote_result",
+                    pid,
+                    proposal.txref if member == proposal.requester else None,
+                    proposal.action,
+                    body,
+                )
+                for member in vote_result_recipients(batch.constitution, proposal)
+            ]
+        )
