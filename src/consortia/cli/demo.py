@@ -18,7 +18,7 @@ from consortia.engine import Outcome
 from consortia.errors import ConsortiaError
 from consortia.protocol import sign_action, sign_creation
 
-__all__ = ["ORDER_ACTION", "run_demo"]
+__all__ = ["ORDER_ACTION", "record_order_amendment", "run_demo"]
 
 #: The demo's one domain action: write an order object for the request's audience.
 ORDER_ACTION = """
@@ -30,6 +30,18 @@ def main(params):
 
 CID = "acme-fiber"
 MEMBERS = ("telco", "vendor", "installer")
+
+
+def record_order_amendment() -> JSONObject:
+    """The amendConstitution params that vote ORDER_ACTION in as ``recordOrder``."""
+    return {
+        "name": "recordOrder",
+        "scope": "public",
+        "language": "starlark",
+        "code": ORDER_ACTION,
+        "permissions": [{"member": m, "execute": True} for m in MEMBERS],
+        "voting": {"voters": "any", "majority": 1, "veto": []},
+    }
 
 
 def _show(value: JSON) -> str:
@@ -97,15 +109,7 @@ def _story(demo: _Demo) -> None:
     demo.vote(demo.act("telco", "addMember", demo.keys["customer"].public_info()), "vendor")
 
     print("3. The Telco proposes a Starlark action 'recordOrder'; the installer approves.")
-    amend: JSONObject = {
-        "name": "recordOrder",
-        "scope": "public",
-        "language": "starlark",
-        "code": ORDER_ACTION,
-        "permissions": [{"member": m, "execute": True} for m in MEMBERS],
-        "voting": {"voters": "any", "majority": 1, "veto": []},
-    }
-    demo.vote(demo.act("telco", "amendConstitution", amend), "installer")
+    demo.vote(demo.act("telco", "amendConstitution", record_order_amendment()), "installer")
 
     print("4. The order object passes M1 -> M2 -> M3 with visibility constraints.")
     demo.act("telco", "recordOrder", {"order": "O-1", "status": "acknowledged"}, ("vendor",))

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from consortia._json import JSON, JSONObject
-from consortia.cli.demo import CID, MEMBERS, ORDER_ACTION
+from consortia.cli.demo import CID, MEMBERS, record_order_amendment
 from consortia.cli.serve import OPERATOR_PRIVATE
 from consortia.client import MemberClient, Notification, ServiceUnreachable, create_consortium
 from consortia.errors import ConsortiaError
@@ -139,14 +139,7 @@ async def _story(url: str, fingerprint: str, data: Path) -> None:
         clients["customer"] = await _connect(url, keys["customer"], fingerprint)
 
         print("3. The Telco proposes a Starlark action 'recordOrder'; the installer approves.")
-        amend: JSONObject = {
-            "name": "recordOrder",
-            "scope": "public",
-            "language": "starlark",
-            "code": ORDER_ACTION,
-            "permissions": [{"member": m, "execute": True} for m in MEMBERS],
-            "voting": {"voters": "any", "majority": 1, "veto": []},
-        }
+        amend = record_order_amendment()
         pending = await clients["telco"].submit("amendConstitution", amend)
         await clients["installer"].vote(str(pending.proposal))
         print(f"  amendConstitution approved: proposal {pending.proposal}")

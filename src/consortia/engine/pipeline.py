@@ -107,20 +107,7 @@ class Pipeline:
             self._check(definition, constitution, request.member, request.params, runtime.cid, now)
             if definition.voting.needs_vote:
                 return self._propose(runtime, batch, request, definition, now)
-            return self._run(
-                runtime,
-                batch,
-                txid=txid,
-                caller=request.member,
-                action=request.action,
-                params=request.params,
-                visible_to=request.visible_to,
-                txref=request.txref,
-                request=jws.compact,
-                now=now,
-                nonce=(request.member, request.nonce),
-                detail={},
-            )
+            return self._run_request(runtime, batch, request, now, detail={})
         except ConsortiaError as exc:
             raise exc.with_txid(txid) from None
 
@@ -180,19 +167,8 @@ class Pipeline:
             raise VoteRejected(f"the proposal could never pass: {first.reason}")
         if first.decision is Decision.APPROVED:
             # The requester's own approval already decides it: nothing to wait for.
-            return self._run(
-                runtime,
-                batch,
-                txid=request.txid,
-                caller=request.member,
-                action=request.action,
-                params=request.params,
-                visible_to=request.visible_to,
-                txref=request.txref,
-                request=request.jws.compact,
-                now=now,
-                nonce=(request.member, request.nonce),
-                detail={"approved": first.reason},
+            return self._run_request(
+                runtime, batch, request, now, detail={"approved": first.reason}
             )
         voters = sorted(
             (electorate(schema, constitution) | set(schema.veto)) & set(constitution.active_ids())
@@ -249,6 +225,31 @@ class Pipeline:
             if proposal is not None:
                 return proposal.audience
         return tuple(sorted({caller, *visible_to}))
+
+    def _run_request(
+        self,
+        runtime: ConsortiumRuntime,
+        batch: Batch,
+        request: ActionRequest,
+        now: int,
+        *,
+        detail: JSONObject,
+    ) -> Committed:
+        """Execute and stage a request as its member signed it (no vote, or decided at once)."""
+        return self._run(
+            runtime,
+            batch,
+            txid=request.txid,
+            caller=request.member,
+            action=request.action,
+            params=request.params,
+            visible_to=request.visible_to,
+            txref=request.txref,
+            request=request.jws.compact,
+            now=now,
+            nonce=(request.member, request.nonce),
+            detail=detail,
+        )
 
     def _run(
         self,
