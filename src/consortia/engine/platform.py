@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from consortia._json import JSONObject, canonical, json_list
@@ -355,6 +355,12 @@ class Platform:
         member = runtime.constitution.active_member(parsed.kid)
         verify_token(parsed, member.signing_key, audience=cid, now=self.clock())
         return MemberView(runtime, member.id)
+
+    def newest_notification_ids(self, cid: str, members: Iterable[str]) -> dict[str, int]:
+        """The id of each member's newest queued notification (0 when none): what a push
+        channel compares with what it has sent, to know whose queue grew."""
+        runtime = self.runtime(cid)
+        return {m: runtime.notification_counter(m) for m in members}
 
     def require(self, cid: str) -> None:
         """Raise ``not_found`` unless the consortium exists."""

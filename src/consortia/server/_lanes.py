@@ -224,8 +224,7 @@ class Lane:
             engine.metrics.commit_seconds.observe(time.perf_counter() - started)
             engine.metrics.batch_size.observe(len(bodies))
             # Read under the same lock, right after the commit: which watched queues grew.
-            runtime = engine.platform.runtime(cid)
-            counters = {m: runtime.notification_counter(m) for m in engine.hub.members(cid)}
+            counters = engine.platform.newest_notification_ids(cid, engine.hub.members(cid))
             return answers, counters
 
         try:
