@@ -31,7 +31,8 @@ PUBLIC = (
     "updatePermissions",
     "refreshTrustKeys",
     "voteFor",
-    "setRecoveryThreshold",  # this implementation's extension (docs/governance.md)
+    "setRecoveryThreshold",  # this implementation's extensions (docs/governance.md)
+    "rotateLedgerSecret",
 )
 VOTED = (
     "addMember",
@@ -39,6 +40,7 @@ VOTED = (
     "amendConstitution",
     "updatePermissions",
     "setRecoveryThreshold",
+    "rotateLedgerSecret",
 )
 UNVOTED = ("refreshTrustKeys", "voteFor")
 INTERNAL = ("approveAction", "sendNotifications")
@@ -49,7 +51,7 @@ TIMES = (0, 1_700_000_000, 2**53 - 1)
 
 def test_base_action_sets() -> None:
     assert frozenset((*PUBLIC, *INTERNAL)) == BASE_ACTIONS
-    assert len(BASE_ACTIONS) == 9
+    assert len(BASE_ACTIONS) == 10
     governance = {*VOTED, "refreshTrustKeys"}
     assert governance == GOVERNANCE_ACTIONS
     assert GOVERNANCE_ACTIONS < BASE_ACTIONS

@@ -19,6 +19,7 @@ from consortia.engine.consortium import (
 )
 from consortia.governance.constitution import Constitution
 from consortia.governance.voting import Proposal
+from consortia.ledger.crypto import Keyring
 from consortia.ledger.merkle import MerkleFrontier
 from consortia.ledger.receipts import sign_root
 from consortia.ledger.records import SALT_BYTES, Audience, TxRecord
@@ -41,6 +42,10 @@ class Batch:
     proposals: dict[str, Proposal] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     next_seqno: int = 0
+    #: A committed rotateLedgerSecret asked for a new ledger secret at this commit.
+    rekey: bool = False
+    #: The rotated keyring this batch stores (wrapped) and then hands to the runtime.
+    new_keyring: Keyring | None = None
     #: The constitution as this batch has changed it; the runtime's stays the committed one.
     constitution: Constitution = field(init=False)
     #: The Merkle frontier with this batch's leaves; the runtime's stays the committed one.
@@ -173,6 +178,8 @@ class Batch:
         runtime.next_seqno = self.next_seqno
         runtime.frontier = self.frontier
         runtime.constitution = self.constitution
+        if self.new_keyring is not None:
+            runtime.keyring = self.new_keyring
         runtime.note_counters(self.counters)
         for proposal in self.proposals.values():
             if proposal.is_open:

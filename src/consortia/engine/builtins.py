@@ -348,6 +348,20 @@ def _refresh_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
     return {"member": caller, "signing_key": dict(signing.to_jwk())}
 
 
+# -- rotateLedgerSecret -----------------------------------------------------------------------
+
+
+def _rekey_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    require_fields(params, what="params", required=())
+
+
+def _rekey_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    # The engine rotates at the commit of this batch; records of later batches use the new
+    # secret, older ones stay readable under theirs, and recovery shares are re-issued.
+    ex.rekey = True
+    return {"ledger_secret": "rotated from the next commit on"}
+
+
 # -- setRecoveryThreshold ---------------------------------------------------------------------
 
 
@@ -466,4 +480,5 @@ BUILTINS: dict[str, Builtin] = {
     "approveAction": Builtin(_approve_check, _approve_run),
     "sendNotifications": Builtin(_send_check, _send_run),
     "setRecoveryThreshold": Builtin(_threshold_check, _threshold_run),
+    "rotateLedgerSecret": Builtin(_rekey_check, _rekey_run),
 }

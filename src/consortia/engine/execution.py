@@ -72,6 +72,8 @@ class Execution:
     notices: list[Notice] = field(default_factory=list)
     proposals: dict[str, Proposal] = field(default_factory=dict)
     resumes: list[str] = field(default_factory=list)
+    #: Set by rotateLedgerSecret: the batch must rotate the consortium's ledger secret.
+    rekey: bool = False
 
     # -- identity of the run ----------------------------------------------------------------
 

@@ -303,6 +303,7 @@ class Pipeline:
         )
         execution.tell(caller, "result", result)
         batch.notify(execution.notices)
+        batch.rekey = batch.rekey or execution.rekey
         for pid in execution.resumes:
             self._resume(runtime, batch, pid, now)
         return Committed(txid, seqno)

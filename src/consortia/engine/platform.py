@@ -321,7 +321,15 @@ class Platform:
                 answers.append(self.pipeline.process(runtime, batch, body, now))
             except ConsortiaError as exc:
                 answers.append(exc)
-        issued = issue_shares(batch, self.service)
+        if batch.rekey:
+            batch.new_keyring = runtime.keyring.rotated(random=self.random)
+            batch.rows.keyring = wrap(
+                self._node_key,
+                batch.new_keyring.to_bytes(),
+                b"keyring|" + cid.encode(),
+                random=self.random,
+            )
+        issued = issue_shares(batch, self.service, force=batch.rekey)
         rows = batch.finish(now=now)
         if not rows:
             return answers

@@ -117,7 +117,11 @@ def issue_shares(
             x: holder_digest(cid, epoch, x, m.id, m.signing_key)
             for (x, _), m in zip(shares, members, strict=True)
         },
-        keyring=wrap(key, runtime.keyring.to_bytes(), wrap_aad(cid, epoch, "keyring")),
+        keyring=wrap(
+            key,
+            (batch.new_keyring or runtime.keyring).to_bytes(),
+            wrap_aad(cid, epoch, "keyring"),
+        ),
         service=wrap(key, service.to_bytes(), wrap_aad(cid, epoch, "service")),
     )
     notices = []

@@ -51,6 +51,7 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "approveAction",
         "sendNotifications",
         "setRecoveryThreshold",
+        "rotateLedgerSecret",
     }
 )
 
@@ -75,6 +76,7 @@ GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
         "updatePermissions",
         "refreshTrustKeys",
         "setRecoveryThreshold",
+        "rotateLedgerSecret",
     }
 )
 

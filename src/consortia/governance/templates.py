@@ -24,6 +24,7 @@ _PUBLIC_BASE: dict[str, bool] = {
     "refreshTrustKeys": False,
     "voteFor": False,
     "setRecoveryThreshold": True,
+    "rotateLedgerSecret": True,
 }
 _INTERNAL_BASE = ("approveAction", "sendNotifications")
 #: What a member added later may execute at once.

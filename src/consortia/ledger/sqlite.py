@@ -178,6 +178,10 @@ class SQLiteStore:
                         "INSERT INTO consortia (cid, keyring, info) VALUES (?, ?, ?)",
                         (c.cid, c.keyring, c.info),
                     )
+                if batch.keyring is not None:
+                    db.execute(
+                        "UPDATE consortia SET keyring = ? WHERE cid = ?", (batch.keyring, cid)
+                    )
                 db.executemany(
                     "INSERT INTO transactions (cid, seqno, txid, digest, blob) "
                     "VALUES (?, ?, ?, ?, ?)",

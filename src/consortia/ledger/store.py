@@ -142,6 +142,8 @@ class CommitBatch:
     nodes: list[NodeRow] = field(default_factory=list)
     #: The signed tree head after this batch; None when the batch added no leaf.
     signed_root: SignedRootRow | None = None
+    #: A new wrapped keyring for the consortium (a ledger-secret rotation), or None.
+    keyring: bytes | None = None
 
     def __bool__(self) -> bool:
         return bool(
@@ -149,6 +151,7 @@ class CommitBatch:
             or self.txs
             or self.nodes
             or self.signed_root
+            or self.keyring
             or self.versions
             or self.names
             or self.nonces
