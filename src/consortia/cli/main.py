@@ -15,6 +15,7 @@ from pathlib import Path
 from consortia import __version__
 from consortia.cli.action import add_action_commands
 from consortia.cli.member import add_member_parsers, add_receipt_fetch
+from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import save_member_keys
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_member_parsers(sub)
+    add_report_parser(sub)
     add_action_commands(sub)
     return parser
 

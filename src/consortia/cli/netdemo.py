@@ -3,7 +3,8 @@
 The story of :mod:`consortia.cli.demo` (three founders create a consortium, vote a customer
 in, vote in a Starlark action, pass an order along with visibility constraints), but every
 step crosses HTTPS with a pinned self-signed certificate, and one member listens over SSE
-while it happens. The server is a child process, stopped by SIGTERM at the end (and killed
+while it happens; then a Telco consortium (:mod:`consortia.cli.telcodemo`) ends with each
+member's reports. The server is a child process, stopped by SIGTERM at the end (and killed
 if it will not stop), so nothing is left running.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from consortia._json import JSON, JSONObject
 from consortia.cli.demo import CID, MEMBERS, record_order_amendment
 from consortia.cli.serve import OPERATOR_PRIVATE
+from consortia.cli.telcodemo import telco_story
 from consortia.client import MemberClient, Notification, ServiceUnreachable, create_consortium
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import load_signing_key
@@ -163,6 +165,7 @@ async def _story(url: str, fingerprint: str, data: Path) -> None:
 
     await _report(clients)
     print(f"\nThe installer received {len(live)} notifications live over SSE.")
+    await telco_story(url, fingerprint, operator, step=5)
 
 
 async def _report(clients: dict[str, MemberClient]) -> None:
