@@ -22,7 +22,7 @@ from consortia.engine.consortium import (
     Write,
     parent_of,
 )
-from consortia.errors import ActionFailed, BadRequest, ConsortiaError, ScopeViolation
+from consortia.errors import ActionFailed, BadRequest, ScopeViolation
 from consortia.governance.constitution import ActionDefinition, Constitution, Member
 from consortia.governance.voting import Proposal
 from consortia.ledger.records import Audience
@@ -262,10 +262,3 @@ class Execution:
     def resume(self, pid: str) -> None:
         """Ask the engine to run an approved proposal's request after this transaction."""
         self.resumes.append(pid)
-
-
-def as_action_error(exc: Exception) -> ConsortiaError:
-    """Map a non-platform exception from action code to ``action_failed``."""
-    if isinstance(exc, ConsortiaError):
-        return exc
-    return ActionFailed(f"action failed: {type(exc).__name__}")
