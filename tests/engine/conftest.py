@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,14 +13,10 @@ from consortia._json import JSON, JSONObject
 from consortia.engine import Outcome
 from consortia.errors import ConsortiaError
 from consortia.protocol import sign_creation
+from testkit import storage_fingerprint
 
 T0 = 1_800_000_000
 FOUNDERS = ("telco", "vendor", "installer")
-
-
-def js(value: object) -> Any:
-    """Read a JSON answer in a test without narrowing every level by hand."""
-    return value
 
 
 class Clock:
@@ -34,20 +27,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-def storage_fingerprint(db: Path) -> str:
-    """Hash of every row of every table: equal fingerprints mean storage did not change."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        digest = hashlib.sha256()
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in sorted(tables):
-            for row in sorted(con.execute(f"SELECT * FROM {table}").fetchall()):  # noqa: S608
-                digest.update(repr((table, row)).encode())
-        return digest.hexdigest()
-    finally:
-        con.close()
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import World, js, storage_fingerprint
+from conftest import World
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
 from consortia.errors import ConsortiaError
+from testkit import js, storage_fingerprint
 
 V1 = """
 def main(params):

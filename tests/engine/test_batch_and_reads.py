@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import World, js, storage_fingerprint
+from conftest import World
 
 from consortia import Committed, ConsortiaError, Pending
 from consortia.errors import Unavailable
 from consortia.identity.jwt import issue_token
 from consortia.ledger.store import CommitBatch
+from testkit import js, storage_fingerprint
 
 
 def test_group_commit_answers_each_request(world: World) -> None:

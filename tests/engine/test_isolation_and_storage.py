@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import FOUNDERS, World, js
+from conftest import FOUNDERS, World
 
 from consortia import Committed, MemberKeys, Pending, Platform
 from consortia.errors import ConsortiaError
 from consortia.governance.constitution import Constitution
+from testkit import js
 
 
 def test_two_consortia_cannot_see_each_other(world: World) -> None:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import World, js
+from conftest import World
 
 from consortia import MemberKeys, Platform, open_notification
 from consortia.engine import Committed, Pending
@@ -23,6 +23,7 @@ from consortia.ledger.recovery import (
     split_key,
 )
 from consortia.ledger.sqlite import SQLiteStore
+from testkit import js
 
 
 def shares_of(world: World, member: str, cid: str = "acme") -> list[Share]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import struct
 
-from conftest import World, js
+from conftest import World
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
 from consortia.engine.audit import verify_ledger
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.sqlite import SQLiteStore
+from testkit import js
 
 _SECRET_ID = struct.Struct(">BI")
 

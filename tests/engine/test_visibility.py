@@ -6,11 +6,12 @@ import base64
 import hashlib
 
 import pytest
-from conftest import World, js
+from conftest import World
 
 from consortia import Committed, Pending
 from consortia._json import JSON, JSONObject
 from consortia.errors import ConsortiaError
+from testkit import js
 
 WRITE_ORDER = """
 def main(params):

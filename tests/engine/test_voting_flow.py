@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import World, js, storage_fingerprint
+from conftest import World
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
+from testkit import js, storage_fingerprint
 
 
 def veto_schema(world: World) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.protocol import sign_creation
 from consortia.sandbox import ActionRuntime
 from consortia.telco import TELCO_TEMPLATE
+from testkit import js, storage_fingerprint
 
 T0 = 1_800_000_000
 CID = "telco-b2b"
@@ -32,25 +31,6 @@ ROLES = {
     "acme": "customer",
     "audit": "auditor",
 }
-
-
-def js(value: object) -> Any:
-    """Read a JSON answer in a test without narrowing every level by hand."""
-    return value
-
-
-def fingerprint(db: Path) -> str:
-    """Hash of every row of every table: equal fingerprints mean storage did not change."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        digest = hashlib.sha256()
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in sorted(tables):
-            for row in sorted(con.execute(f"SELECT * FROM {table}").fetchall()):  # noqa: S608
-                digest.update(repr((table, row)).encode())
-        return digest.hexdigest()
-    finally:
-        con.close()
 
 
 @dataclass
@@ -89,11 +69,11 @@ class TelcoWorld:
         self, member: str, action: str, params: Mapping[str, object], code: str = "action_failed"
     ) -> str:
         """Expect refusal ``code`` with storage unchanged; return the message."""
-        before = fingerprint(self.data / "ledger.sqlite")
+        before = storage_fingerprint(self.data / "ledger.sqlite")
         with pytest.raises(ConsortiaError) as caught:
             self.act(member, action, params)
         assert caught.value.code == code, caught.value
-        assert fingerprint(self.data / "ledger.sqlite") == before
+        assert storage_fingerprint(self.data / "ledger.sqlite") == before
         return caught.value.message
 
     def _notes(self, member: str) -> list[tuple[str, JSON]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from telco_world import SITES, TelcoWorld, device, js, service, start_project, telco_world
+from telco_world import SITES, TelcoWorld, device, service, start_project, telco_world
 
 from consortia import Committed, Pending
 from consortia.errors import ConsortiaError
+from testkit import js
 
 
 def _order_with_assets(world: TelcoWorld) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from telco_world import SITES, TelcoWorld, device, js, service, start_project, telco_world
+from telco_world import SITES, TelcoWorld, device, service, start_project, telco_world
 
 from consortia._json import JSONObject
+from testkit import js
 
 REVISION_1: JSONObject = {
     "id": "PO1",

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telco_world import CID, SITES, TelcoWorld, device, js, service, start_project, telco_world
+from telco_world import CID, SITES, TelcoWorld, device, service, start_project, telco_world
 
 from consortia import Committed, Pending
 from consortia.telco.reports import asset_report, hints_from_events, order_report, stock_report
+from testkit import js
 
 ORDER = {
     "id": "PO1",
