@@ -74,7 +74,7 @@ def test_cancel_before_shipping_cancels_and_after_delivery_recovers(tmp_path: Pa
             world.ok(member, action, params)
         result = world.ok("telco", "cancelOrder", {"id": "PO1", "changeReason": "budget"})
         assert result["resourceOrder"] == {"A1": "recoveryInProgress", "B1": "cancelled"}
-        assert world.read("acme", "productOrder/PO1")["state"] == "pendingCancellation"
+        assert world.read("acme", "productOrder/PO1/state")["state"] == "pendingCancellation"
         assert world.read("vendorA", "stock/vendorA/cpe-100/PO1")["balance"]["PO1"] == {
             "reserve": 1,
             "consume": 1,
@@ -91,7 +91,7 @@ def test_cancel_before_shipping_cancels_and_after_delivery_recovers(tmp_path: Pa
         assert "pendingCancellation" in world.refused("telco", "cancelOrder", {"id": "PO1"})
         member, action, params = _step("vendorA", "A1", "recovered")
         world.ok(member, action, params)
-        assert world.read("acme", "productOrder/PO1")["state"] == "cancelled"
+        assert world.read("acme", "productOrder/PO1/state")["state"] == "cancelled"
         told = [
             e["event"]["productOrder"]["state"]
             for e in world.events("acme", "ProductOrderStateChangeEvent")

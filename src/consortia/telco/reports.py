@@ -82,6 +82,9 @@ class _Order:
     def __init__(self, reader: Reader, oid: str, devices: Sequence[str]) -> None:
         self.oid = oid
         self.header_seen, self.header = _read(reader, f"productOrder/{oid}")
+        # The derived state is an object of its own (a supplier may write it, never the
+        # header); a reader who sees the header sees the state too.
+        self.state_seen, self.state = _read(reader, f"productOrder/{oid}/state")
         self.revisions: list[dict[str, Any]] = []
         self.hidden_revisions = 0
         for number in range(1, MAX_REVISIONS + 1):
@@ -123,7 +126,7 @@ def order_report(reader: Reader, order_id: str, devices: Sequence[str] = ()) -> 
     if order.header_seen == "visible":
         h = order.header
         header = {
-            "state": h["state"],
+            "state": order.state["state"] if order.state_seen == "visible" else None,
             "revision": h["revision"],
             "projectId": h["projectId"],
             "externalId": h.get("externalId", []),

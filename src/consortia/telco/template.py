@@ -30,6 +30,7 @@ DOMAIN_ACTIONS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "createProject": ("createProject", ("seller",)),
     "placeOrder": ("placeOrder", ("seller",)),
     "reviseOrder": ("reviseOrder", ("seller",)),
+    "postponeOrder": ("postponeOrder", ("seller",)),
     "resumeChangePlan": ("resumeChangePlan", ("seller",)),
     "cancelOrder": ("cancelOrder", ("seller",)),
     "updateDeviceOrder": ("updateDeviceOrder", ("supplier",)),
