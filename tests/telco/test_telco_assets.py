@@ -149,3 +149,66 @@ def test_commissioned_only_after_a_passed_activation_test(tmp_path: Path) -> Non
         history = world.read("telco", "resource/AS-1")["serialHistory"]
         assert [h["action"] for h in history] == ["bind", "release"]
         assert world.read("telco", "serialIndex/vendorA/SN-A1") is None
+
+
+def test_an_asset_follows_its_device_order_where_the_rules_allow(tmp_path: Path) -> None:
+    with telco_world(tmp_path) as world:
+        _order_with_assets(world)
+        for state in ("inProgress", "shipped"):
+            world.ok(
+                "vendorA",
+                "updateDeviceOrder",
+                {"productOrderId": "PO1", "device": "A1", "state": state},
+            )
+        assert world.read("acme", "resource/AS-1")["assetLifecycleStatus"] == "shipped"
+        told = world.events("fitter", "ResourceStateChangeEvent")
+        assert told[-1]["event"]["resource"] == {
+            "id": "AS-1",
+            "assetLifecycleStatus": "shipped",
+            "previousStatus": "ordered",
+        }
+        # The other supplier's asset did not move, and its supplier heard nothing of AS-1.
+        assert world.read("telco", "resource/AS-2")["assetLifecycleStatus"] == "ordered"
+        assert "AS-1" not in str(world.events("vendorB"))
+        # An asset already moved by hand past the device order is left where it is.
+        _move(world, "vendorA", "AS-1", "delivered")
+        world.ok(
+            "vendorA",
+            "updateDeviceOrder",
+            {"productOrderId": "PO1", "device": "A1", "state": "delivered"},
+        )
+        assert world.read("acme", "resource/AS-1")["assetLifecycleStatus"] == "delivered"
+
+
+def test_the_serial_gate_holds_an_asset_back_while_its_device_ships(tmp_path: Path) -> None:
+    with telco_world(tmp_path) as world:
+        world.ok(
+            "telco",
+            "createProject",
+            {
+                "id": "P1",
+                "serialRequiredAfter": "ordered",
+                "relatedParty": [{"role": "supplier", "partyId": "vendorA"}],
+            },
+        )
+        world.ok(
+            "telco",
+            "placeOrder",
+            {
+                "id": "PO1",
+                "projectId": "P1",
+                "sites": SITES,
+                "services": [service("A")],
+                "devices": [device("A1", "vendorA", ["A"])],
+            },
+        )
+        world.ok("telco", "createAsset", {"id": "AS-1", "productOrderId": "PO1", "device": "A1"})
+        for state in ("inProgress", "shipped"):
+            world.ok(
+                "vendorA",
+                "updateDeviceOrder",
+                {"productOrderId": "PO1", "device": "A1", "state": state},
+            )
+        # The device order shipped; the asset has no serial, so it stays ordered.
+        assert world.read("vendorA", "resourceOrder/PO1/A1")["state"] == "shipped"
+        assert world.read("telco", "resource/AS-1")["assetLifecycleStatus"] == "ordered"

@@ -28,6 +28,7 @@ ROLES = ("seller", "supplier", "installer", "customer", "auditor")
 #: the finer rules (a supplier touches only its own devices, a seller only its projects).
 DOMAIN_ACTIONS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "createProject": ("createProject", ("seller",)),
+    "updateProjectState": ("updateProjectState", ("seller",)),
     "placeOrder": ("placeOrder", ("seller",)),
     "reviseOrder": ("reviseOrder", ("seller",)),
     "postponeOrder": ("postponeOrder", ("seller",)),
