@@ -31,10 +31,14 @@ layers: $(STAMP)
 check: lint typecheck layers test
 
 # Figures, not pass/fail: the sandbox's cost per call against a builtin action in the same
-# run, then receipt generation and verification at 10^3 and 10^6 ledger entries.
+# run, then receipt generation and verification at 10^3 and 10^6 ledger entries, then the
+# same group-commit workload with the analytics sink off and on, the misuse detector's false
+# alarms and detection delays on simulated traffic.
 bench: $(STAMP)
 	$(BIN)/python -m consortia.sandbox._bench --calls 2000
 	$(BIN)/python bench/receipts.py
+	$(BIN)/python bench/analytics_sink.py
+	$(BIN)/python bench/detector_eval.py --seeds 3 --normal-days 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info

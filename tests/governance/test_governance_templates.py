@@ -33,6 +33,8 @@ PUBLIC = (
     "voteFor",
     "setRecoveryThreshold",  # this implementation's extensions (docs/governance.md)
     "rotateLedgerSecret",
+    "setAnalyticsPolicy",
+    "reinstateMember",
 )
 VOTED = (
     "addMember",
@@ -41,6 +43,8 @@ VOTED = (
     "updatePermissions",
     "setRecoveryThreshold",
     "rotateLedgerSecret",
+    "setAnalyticsPolicy",
+    "reinstateMember",
 )
 UNVOTED = ("refreshTrustKeys", "voteFor")
 INTERNAL = ("approveAction", "sendNotifications")
@@ -51,7 +55,7 @@ TIMES = (0, 1_700_000_000, 2**53 - 1)
 
 def test_base_action_sets() -> None:
     assert frozenset((*PUBLIC, *INTERNAL)) == BASE_ACTIONS
-    assert len(BASE_ACTIONS) == 10
+    assert len(BASE_ACTIONS) == 12
     governance = {*VOTED, "refreshTrustKeys"}
     assert governance == GOVERNANCE_ACTIONS
     assert GOVERNANCE_ACTIONS < BASE_ACTIONS

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from consortia import __version__
 from consortia.cli.action import add_action_commands
+from consortia.cli.insights import add_insights_parser
 from consortia.cli.member import add_member_parsers, add_receipt_fetch
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     add_member_parsers(sub)
     add_report_parser(sub)
     add_action_commands(sub)
+    add_insights_parser(sub)
     return parser
 
 

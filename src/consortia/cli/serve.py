@@ -98,7 +98,9 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_level=args.log_level,
     )
-    platform = Platform.open(data, operator_keys=[operator], templates=TEMPLATES)
+    platform = Platform.open(
+        data, operator_keys=[operator], templates=TEMPLATES, analytics=not args.no_analytics
+    )
     try:
         return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
     finally:
@@ -125,6 +127,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--max-streams-per-member", type=int, default=8, help="open SSE streams per member"
     )
     serve_p.add_argument("--no-access-log", action="store_true", help="no line per request")
+    serve_p.add_argument(
+        "--no-analytics",
+        action="store_true",
+        help="no analytics sink and no misuse detection (default: events to "
+        "DIR/analytics.duckdb, as each constitution's analytics policy allows)",
+    )
     serve_p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -338,6 +338,34 @@ class MemberClient:
         """Every version of ``key``; hidden ones as digests."""
         return await self._get("history", {"key": key})
 
+    async def insights(
+        self, bucket: int | None = None, since: float | None = None, *, tries: int = 4
+    ) -> JSON:
+        """The analytics insights this member may see (``consortia insights --json``'s
+        document): per action and over time buckets of ``bucket`` seconds, from ``since``
+        (unix seconds) on.
+
+        A busy analytics store answers ``unavailable``; a read is safe to repeat, so it is
+        retried up to ``tries`` times with a growing pause before the error is raised.
+        """
+        params: dict[str, str] = {}
+        if bucket is not None:
+            params["bucket"] = str(bucket)
+        if since is not None:
+            params["since"] = f"{since:.6f}".rstrip("0").rstrip(".")
+        pause = 0.25
+        for attempt in range(max(tries, 1)):
+            try:
+                return await self._get("insights", params)
+            except ServiceUnreachable:
+                raise
+            except ConsortiaError as exc:
+                if exc.code != "unavailable" or attempt == max(tries, 1) - 1:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _MAX_BACKOFF)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _open(self, data: JSON) -> Notification:
         if not isinstance(data, dict) or not isinstance(data.get("id"), int):
             raise ServiceUnreachable("a notification without an integer id arrived")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from consortia._json import JSON, JSONObject, json_list, loads_strict
-from consortia.engine.consortium import GOV_RECOVERY
+from consortia.engine.consortium import GOV_ANALYTICS, GOV_RECOVERY
 from consortia.engine.execution import Execution
 from consortia.errors import (
     ActionFailed,
@@ -22,6 +22,7 @@ from consortia.errors import (
     PermissionDenied,
     ScopeViolation,
 )
+from consortia.governance.analytics_policy import AnalyticsPolicy, parse_analytics_policy
 from consortia.governance.constitution import (
     BASE_ACTIONS,
     ActionDefinition,
@@ -174,8 +175,9 @@ def _remove_member_check(
     target = params["id"]
     if not isinstance(target, str) or target not in c.members:
         raise ActionFailed(f"params.id {target!r} is not a member")
-    if not c.members[target].active:
-        raise ActionFailed(f"member {target!r} is already {c.members[target].status.value}")
+    if c.members[target].status is MemberStatus.REMOVED:
+        # A suspended member may still be removed: that is one way to decide a suspension.
+        raise ActionFailed(f"member {target!r} is already removed")
     if c.active_ids() == [target]:
         raise ActionFailed(f"member {target!r} is the last active member; it cannot be removed")
 
@@ -392,6 +394,60 @@ def _threshold_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON
     return {"threshold": threshold, "effective": ex.constitution.recovery_threshold_for(holders)}
 
 
+# -- reinstateMember -------------------------------------------------------------------------
+
+
+def _reinstate_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    require_fields(params, what="params", required=("id",))
+    target = params["id"]
+    if not isinstance(target, str) or target not in c.members:
+        raise ActionFailed(f"params.id {target!r} is not a member")
+    status = c.members[target].status
+    if status is not MemberStatus.SUSPENDED:
+        raise ActionFailed(
+            f"member {target!r} is {status.value}; only a suspended member can be reinstated "
+            "(a removed member's id is never reused)"
+        )
+
+
+def _reinstate_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    target = str(params["id"])
+    ex.stage_member(replace(ex.constitution.member(target), status=MemberStatus.ACTIVE))
+    return {"member": target, "status": "active"}
+
+
+# -- setAnalyticsPolicy -----------------------------------------------------------------------
+
+
+def _analytics_policy(c: Constitution, params: JSONObject) -> AnalyticsPolicy:
+    policy = parse_analytics_policy(params, what="params")
+    for action in policy.grants:
+        if action not in c.actions:
+            raise ActionFailed(f"params.grants names {action!r}, which is not an action")
+    roles = {r for r in (c.role_of(m) for m in c.members) if r is not None}
+    named = list(policy.insights_full)
+    if policy.alert_to != "all":
+        named += policy.alert_to
+    for entry in named:
+        if entry not in c.members and entry not in roles:
+            raise ActionFailed(
+                f"params names {entry!r}, which is neither a member id nor a role "
+                f"(info.role) of a member; roles here: {', '.join(sorted(roles)) or 'none'}"
+            )
+    return policy
+
+
+def _analytics_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    _analytics_policy(c, params)
+
+
+def _analytics_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    policy = _analytics_policy(ex.constitution, params)
+    ex.constitution = replace(ex.constitution, analytics=policy)
+    ex.put_everyone(GOV_ANALYTICS, policy.to_json())
+    return {"analytics": policy.to_json()}
+
+
 # -- voteFor / approveAction ------------------------------------------------------------------
 
 
@@ -481,4 +537,6 @@ BUILTINS: dict[str, Builtin] = {
     "sendNotifications": Builtin(_send_check, _send_run),
     "setRecoveryThreshold": Builtin(_threshold_check, _threshold_run),
     "rotateLedgerSecret": Builtin(_rekey_check, _rekey_run),
+    "setAnalyticsPolicy": Builtin(_analytics_check, _analytics_run),
+    "reinstateMember": Builtin(_reinstate_check, _reinstate_run),
 }

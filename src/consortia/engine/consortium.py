@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
 from consortia.errors import ConsortiaError, NotFound
+from consortia.governance.analytics_policy import (
+    DEFAULT_ANALYTICS_POLICY,
+    parse_analytics_policy,
+)
 from consortia.governance.constitution import Constitution
 from consortia.governance.parse import parse_action_definition, parse_member, parse_proposal
 from consortia.governance.voting import Proposal
@@ -47,6 +51,7 @@ from consortia.notify.messages import Notice, seal_notice
 
 __all__ = [
     "GOV_ACTIONS",
+    "GOV_ANALYTICS",
     "GOV_MEMBERS",
     "GOV_RECOVERY",
     "GOV_SETTINGS",
@@ -63,6 +68,8 @@ GOV_ACTIONS = "gov/actions/"
 GOV_SETTINGS = "gov/settings"
 #: ``{"threshold": k or null}``: the voted k of the recovery shares (setRecoveryThreshold).
 GOV_RECOVERY = "gov/recovery"
+#: The analytics policy (setAnalyticsPolicy); absent means the default policy.
+GOV_ANALYTICS = "gov/analytics"
 _SEQ = struct.Struct(">Q")
 
 Random = Callable[[int], bytes]
@@ -203,8 +210,16 @@ class ConsortiumRuntime:
         recovery = (
             self._gov_value(GOV_RECOVERY).get("threshold") if self.latest(GOV_RECOVERY) else None
         )
+        analytics = (
+            parse_analytics_policy(
+                self._gov_value(GOV_ANALYTICS), what=GOV_ANALYTICS, error=LedgerCorrupted
+            )
+            if self.latest(GOV_ANALYTICS)
+            else DEFAULT_ANALYTICS_POLICY
+        )
         return Constitution(
             recovery_threshold=recovery if isinstance(recovery, int) else None,
+            analytics=analytics,
             actions=actions,
             members=members,
             new_member_actions=tuple(str(a) for a in new_member if isinstance(a, str))

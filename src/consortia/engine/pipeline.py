@@ -8,6 +8,7 @@ too, under their original txid, in the same batch as the deciding ballot.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from consortia._json import JSON, JSONObject
@@ -50,7 +51,24 @@ from consortia.ledger.records import Audience
 from consortia.notify.messages import Notice
 from consortia.sandbox.budget import Budget
 
-__all__ = ["ActionSandbox", "Pipeline"]
+__all__ = ["ActionSandbox", "Pipeline", "RequestTrace"]
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What the analytics hook learns of one request as the pipeline parses and runs it.
+
+    Filled only while an analytics sink is set; untrusted until the outcome says the request
+    authenticated (``kid`` is the *claimed* signer).
+    """
+
+    started: float
+    kid: str | None = None
+    txid: str | None = None
+    action: str | None = None
+    params: JSONObject | None = None
+    #: The first non-governance state key the request's own transaction wrote.
+    key: str | None = None
 
 
 class ActionSandbox(Protocol):
@@ -78,14 +96,23 @@ class Pipeline:
     def __init__(self, sandbox: ActionSandbox | None, encryption_key: EncryptionKey) -> None:
         self.sandbox = sandbox
         self.encryption_key = encryption_key
+        #: Set by the platform around one request when analytics is on; None otherwise.
+        self.trace: RequestTrace | None = None
 
     def process(
         self, runtime: ConsortiumRuntime, batch: Batch, body: str | bytes, now: int
     ) -> Outcome:
         jws = unwrap_body(body, self.encryption_key)
         txid = jws.txid
+        trace = self.trace
+        if trace is not None:
+            trace.txid = txid
+            kid = jws.header.get("kid")
+            trace.kid = kid if isinstance(kid, str) else None
         try:
             request = parse_action_request(jws, runtime.cid)
+            if trace is not None:
+                trace.action, trace.params = request.action, request.params
             prior = self._prior_answer(runtime, batch, txid)
             if prior is not None:
                 return prior
@@ -286,6 +313,9 @@ class Pipeline:
             privileged=definition.language == "builtin",
         )
         result = self._invoke(definition, execution, params)
+        trace = self.trace
+        if trace is not None and trace.txid == txid and trace.key is None:
+            trace.key = next((k for k in execution.writes if not k.startswith("gov/")), None)
         # Success: move the staged effects into the batch.
         batch.constitution = execution.constitution
         for proposal in execution.proposals.values():

@@ -7,25 +7,33 @@ commits them in one storage transaction (group commit), answering only once it i
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from consortia._json import JSONObject, canonical, json_list
+from consortia.analytics.embedded import default_sink
+from consortia.analytics.events import Alert, EventSink
+from consortia.analytics.redact import ObjectRefs, derive_ref_key
+from consortia.analytics.sink import BufferedSink, SinkStats
+from consortia.engine.alerts import AlertInbox, stage_alert
 from consortia.engine.batch import Batch
 from consortia.engine.builtins import (
     IAT_WINDOW,
 )
 from consortia.engine.consortium import (
     GOV_ACTIONS,
+    GOV_ANALYTICS,
     GOV_MEMBERS,
     GOV_SETTINGS,
     ConsortiumRuntime,
     Write,
 )
+from consortia.engine.observe import AnalyticsHook
 from consortia.engine.outcomes import Created, Outcome
-from consortia.engine.pipeline import ActionSandbox, Pipeline
+from consortia.engine.pipeline import ActionSandbox, Pipeline, RequestTrace
 from consortia.engine.recovery import issue_shares
 from consortia.engine.request import (
     parse_operator_request,
@@ -59,8 +67,12 @@ from consortia.sandbox.runtime import ActionRuntime
 
 __all__ = ["ActionSandbox", "Platform"]
 
+log = logging.getLogger("consortia.engine")
+
 Clock = Callable[[], int]
 Random = Callable[[int], bytes]
+#: Told the consortium id when an alert was queued for it (the server's lane wakes up).
+AlertListener = Callable[[str], None]
 
 
 def _wall_clock() -> int:
@@ -81,6 +93,7 @@ class Platform:
         clock: Clock = _wall_clock,
         random: Random = os.urandom,
         service: ServiceIdentity | None = None,
+        analytics: EventSink | None = None,
     ) -> None:
         self.store = store
         self._node_key = node_key
@@ -94,6 +107,16 @@ class Platform:
         self.pipeline = Pipeline(sandbox, self.service.encryption)
         self._runtimes: dict[str, ConsortiumRuntime] = {}
         self._owned_sandbox: ActionRuntime | None = None
+        #: The analytics sink (step 7); None: no events are built at all.
+        self.analytics = analytics
+        self._hook = (
+            None
+            if analytics is None
+            else AnalyticsHook(analytics, ObjectRefs(derive_ref_key(node_key)), self._event_time)
+        )
+        self._alerts = AlertInbox()
+        #: Called (from any thread) with the consortium id after :meth:`submit_alert`.
+        self.alert_listener: AlertListener | None = None
 
     def __repr__(self) -> str:
         return f"Platform(store={type(self.store).__name__}, consortia={len(self._runtimes)})"
@@ -107,11 +130,16 @@ class Platform:
         templates: Mapping[str, Template] | None = None,
         sandbox: ActionSandbox | None = None,
         clock: Clock = _wall_clock,
+        analytics: bool | EventSink = True,
     ) -> Platform:
         """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key.
 
         Without a ``sandbox``, the platform starts (and owns) the default Starlark runtime:
         process isolation, so a runaway action costs an executor restart, never the platform.
+        With ``analytics`` true (the default) it also owns the analytics sink: events go to
+        ``analytics.duckdb`` in ``data_dir`` through a bounded buffer, and the misuse detector
+        watches them and submits its alerts back here (docs/analytics.md). ``False`` turns
+        analytics off; a sink of your own is used instead, and closed with the platform.
         """
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         ledger = data_dir / "ledger.sqlite"
@@ -125,6 +153,11 @@ class Platform:
         node_key = load_or_create_node_key(data_dir / "node.key")
         store = SQLiteStore(ledger)
         owned = ActionRuntime() if sandbox is None else None
+        sink: EventSink | None
+        if isinstance(analytics, bool):
+            sink = default_sink(data_dir) if analytics else None
+        else:
+            sink = analytics
         platform = cls(
             store,
             node_key=node_key,
@@ -132,12 +165,17 @@ class Platform:
             templates=templates,
             sandbox=sandbox or owned,
             clock=clock,
+            analytics=sink,
         )
         platform._owned_sandbox = owned
+        if isinstance(sink, BufferedSink):
+            sink.set_alert_handler(platform.submit_alert)
         return platform
 
     def close(self) -> None:
-        """Close storage, and stop the sandbox if this platform started it."""
+        """Close storage, and stop the sandbox and the analytics sink this platform uses."""
+        if self.analytics is not None:
+            self.analytics.close()
         if self._owned_sandbox is not None:
             self._owned_sandbox.close()
             self._owned_sandbox = None
@@ -257,7 +295,10 @@ class Platform:
             "template": template.name,
             "new_member_actions": list(constitution.new_member_actions),
         }
-        writes = [Write(GOV_SETTINGS, settings, None)]
+        writes = [
+            Write(GOV_SETTINGS, settings, None),
+            Write(GOV_ANALYTICS, constitution.analytics.to_json(), None),
+        ]
         writes += [Write(GOV_MEMBERS + m.id, m.to_json(), None) for m in founders]
         writes += [
             Write(GOV_ACTIONS + name, constitution.actions[name].to_json(), None)
@@ -313,14 +354,44 @@ class Platform:
         ``unavailable`` and may be retried with the same nonce.
         """
         runtime = self.runtime(cid)
+        if self._alerts.waiting(cid):
+            self.apply_alerts(cid)
+        hook = self._hook
         batch = Batch(runtime)
         now = self.clock()
         answers: list[Outcome | ConsortiaError] = []
-        for body in bodies:
-            try:
-                answers.append(self.pipeline.process(runtime, batch, body, now))
-            except ConsortiaError as exc:
-                answers.append(exc)
+        traces: list[RequestTrace] = []
+        try:
+            for body in bodies:
+                if hook is not None:
+                    trace = self.pipeline.trace = RequestTrace(time.perf_counter())
+                    traces.append(trace)
+                try:
+                    answers.append(self.pipeline.process(runtime, batch, body, now))
+                except ConsortiaError as exc:
+                    answers.append(exc)
+        finally:
+            self.pipeline.trace = None
+        try:
+            committed = self._commit(runtime, batch, now)
+        except Unavailable as exc:
+            # Nothing reached the runtime: the batch is simply dropped.
+            answers = [
+                Unavailable(exc.message, txid=a.txid) if not isinstance(a, ConsortiaError) else a
+                for a in answers
+            ]
+            committed = False
+        if hook is not None:
+            decided = [p for p in batch.proposals.values() if not p.is_open] if committed else []
+            hook.executed(runtime, traces, answers, decided)
+        return answers
+
+    def _commit(self, runtime: ConsortiumRuntime, batch: Batch, now: int) -> bool:
+        """Step 6: commit ``batch`` durably, then apply it; False if it holds nothing.
+
+        Raises ``unavailable`` when storage refuses; the runtime is then unchanged.
+        """
+        cid = runtime.cid
         if batch.rekey:
             batch.new_keyring = runtime.keyring.rotated(random=self.random)
             batch.rows.keyring = wrap(
@@ -332,21 +403,68 @@ class Platform:
         issued = issue_shares(batch, self.service, force=batch.rekey)
         rows = batch.finish(now=now)
         if not rows:
-            return answers
-        try:
-            if issued is not None:
-                issued.store_record()
-            self.store.commit(cid, rows)
-        except Unavailable as exc:
-            # Nothing reached the runtime: the batch is simply dropped.
-            return [
-                Unavailable(exc.message, txid=a.txid) if not isinstance(a, ConsortiaError) else a
-                for a in answers
-            ]
+            return False
+        if issued is not None:
+            issued.store_record()
+        self.store.commit(cid, rows)
         batch.applied()
         if issued is not None:
             issued.committed()
-        return answers
+        return True
+
+    # -- analytics: events out, alerts back in ----------------------------------------------
+
+    def _event_time(self) -> float:
+        """Event time: the wall clock to the microsecond, or the injected clock (tests)."""
+        return time.time() if self.clock is _wall_clock else float(self.clock())
+
+    def analytics_stats(self) -> SinkStats | None:
+        """The sink's counters (emitted, written, dropped, ...) if it keeps any."""
+        stats = getattr(self.analytics, "stats", None)
+        return stats() if callable(stats) else None
+
+    @property
+    def alerts_dropped(self) -> int:
+        """Alerts dropped: queue full, malformed, or for a consortium that does not exist."""
+        return self._alerts.dropped
+
+    def submit_alert(self, alert: Alert) -> None:
+        """Queue a suspected misuse for its consortium's sequence (thread-safe, never blocks).
+
+        The next group commit of that consortium (or :meth:`apply_alerts`) commits it as a
+        ``misuseAlert`` service transaction (:mod:`consortia.engine.alerts`).
+        """
+        if self._alerts.put(alert):
+            listener = self.alert_listener
+            if listener is not None:
+                listener(alert.consortium)
+
+    def apply_alerts(self, cid: str) -> int:
+        """Commit the alerts queued for ``cid`` (in its sequence: hold its lock); how many."""
+        pending = self._alerts.take(cid)
+        if not pending:
+            return 0
+        try:
+            runtime = self.runtime(cid)
+        except NotFound:
+            self._alerts.drop(len(pending))
+            return 0
+        batch = Batch(runtime)
+        now = self.clock()
+        staged = 0
+        for alert in pending:
+            try:
+                stage_alert(batch, alert, now=now, salt=self.random(16))
+                staged += 1
+            except ConsortiaError as exc:
+                self._alerts.drop(1)
+                log.warning("misuse alert for %s dropped: %s", cid, exc.code)
+        try:
+            self._commit(runtime, batch, now)
+        except Unavailable:
+            self._alerts.put_back(cid, pending)
+            return 0
+        return staged
 
     # -- reads (PROTOCOL.md section 4) ------------------------------------------------------
 
@@ -354,15 +472,24 @@ class Platform:
         """Reads as ``member`` (already authenticated by the caller, e.g. in-process)."""
         runtime = self.runtime(cid)
         runtime.constitution.active_member(member)
-        return MemberView(runtime, member)
+        return MemberView(runtime, member, hook=self._hook)
 
     def reader(self, cid: str, bearer_token: str) -> MemberView:
         """Reads as the member whose bearer JWT this is (PROTOCOL.md section 4)."""
         runtime = self.runtime(cid)
-        parsed = read_token(bearer_token)
-        member = runtime.constitution.active_member(parsed.kid)
-        verify_token(parsed, member.signing_key, audience=cid, now=self.clock())
-        return MemberView(runtime, member.id)
+        started = time.perf_counter()
+        claimed: str | None = None
+        try:
+            parsed = read_token(bearer_token)
+            claimed = parsed.kid
+            member = runtime.constitution.active_member(parsed.kid)
+            verify_token(parsed, member.signing_key, audience=cid, now=self.clock())
+        except ConsortiaError as exc:
+            if self._hook is not None:
+                # A forged or stale token is what a bad-signature burst on reads looks like.
+                self._hook.read(cid, "token", claimed, started=started, code=exc.code)
+            raise
+        return MemberView(runtime, member.id, hook=self._hook)
 
     def newest_notification_ids(self, cid: str, members: Iterable[str]) -> dict[str, int]:
         """The id of each member's newest queued notification (0 when none): what a push

@@ -9,9 +9,15 @@ transaction, since they reveal only txid, seqno and a salted digest.
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
+from typing import Concatenate, Literal, ParamSpec, TypeVar
+
 from consortia._json import JSON, JSONObject
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
+from consortia.engine.observe import AnalyticsHook
 from consortia.errors import BadRequest, ConsortiaError, NotFound
 from consortia.identity._b64 import b64url_encode
 from consortia.ledger.crypto import LedgerCorrupted
@@ -23,18 +29,58 @@ __all__ = ["MAX_PAGE", "MemberView"]
 #: Most notifications returned by one read.
 MAX_PAGE = 1000
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _observed(
+    read: str, subject: Literal["key", "txid"] | None = None
+) -> Callable[[Callable[Concatenate[MemberView, P], R]], Callable[Concatenate[MemberView, P], R]]:
+    """Emit an analytics ``read`` event for each call, when the view has a hook."""
+
+    def wrap(
+        fn: Callable[Concatenate[MemberView, P], R],
+    ) -> Callable[Concatenate[MemberView, P], R]:
+        @functools.wraps(fn)
+        def run(view: MemberView, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            hook = view.hook
+            if hook is None:
+                return fn(view, *args, **kwargs)
+            started = time.perf_counter()
+            arg = args[0] if args else next(iter(kwargs.values()), None)
+            name = arg if subject is not None and isinstance(arg, str) else None
+            where = {subject: name} if subject is not None else {}
+            try:
+                result = fn(view, *args, **kwargs)
+            except ConsortiaError as exc:
+                hook.read(
+                    view.consortium, read, view.member, started=started, code=exc.code, **where
+                )
+                raise
+            hook.read(view.consortium, read, view.member, started=started, code=None, **where)
+            return result
+
+        return run
+
+    return wrap
+
 
 class MemberView:
     """The consortium as one active member may see it (committed state only)."""
 
-    def __init__(self, runtime: ConsortiumRuntime, member: str) -> None:
+    def __init__(
+        self, runtime: ConsortiumRuntime, member: str, *, hook: AnalyticsHook | None = None
+    ) -> None:
         self._runtime = runtime
         self.member = member
         self.consortium = runtime.cid
+        #: Emits a ``read`` event per call when the platform has an analytics sink.
+        self.hook = hook
 
     def __repr__(self) -> str:
         return f"MemberView({self.consortium!r}, {self.member!r})"
 
+    @_observed("constitution")
     def constitution(self) -> JSONObject:
         """Every action definition (code included) and the member list with public keys."""
         doc = self._runtime.constitution.to_json()
@@ -43,6 +89,7 @@ class MemberView:
         doc["template"] = self._runtime.info.get("template")
         return doc
 
+    @_observed("proposals")
     def proposals(self, status: str = "open") -> list[JSONObject]:
         """Open proposals this member may see (governance ones: everyone)."""
         if status != "open":
@@ -53,6 +100,7 @@ class MemberView:
             if p.visible_to_member(self.member)
         ]
 
+    @_observed("proposal", "txid")
     def proposal(self, pid: str) -> JSONObject:
         """One proposal by id, open or decided, if this member may see it."""
         found = self._runtime.proposal(pid)
@@ -60,6 +108,7 @@ class MemberView:
             raise NotFound(f"no proposal {pid!r} that member {self.member!r} may see")
         return found.to_json()
 
+    @_observed("transaction", "txid")
     def transaction(self, txid: str) -> JSONObject:
         """``{"txid","seqno","record"}`` if this member may see the record."""
         row = self._runtime.store.tx_by_txid(self.consortium, txid)
@@ -70,6 +119,7 @@ class MemberView:
                 return {"txid": txid, "seqno": row.seqno, "record": b64url_encode(data)}
         raise NotFound(f"no transaction {txid!r} that member {self.member!r} may see")
 
+    @_observed("receipt", "txid")
     def receipt(self, txid: str) -> JSONObject:
         """A receipt for any committed transaction, hidden ones included (O(log n) reads).
 
@@ -111,6 +161,7 @@ class MemberView:
             service_key=service_key,
         )
 
+    @_observed("object", "key")
     def object(self, key: str) -> JSONObject:
         """The newest version of ``key`` this member may see."""
         key = _key(key)
@@ -126,6 +177,7 @@ class MemberView:
                 }
         raise NotFound(f"no value of {key!r} that member {self.member!r} may see")
 
+    @_observed("history", "key")
     def history(self, key: str) -> list[JSONObject]:
         """Every version of ``key``, oldest first; hidden ones as seqno, txid and digest."""
         key = _key(key)
@@ -156,6 +208,7 @@ class MemberView:
             raise NotFound(f"no key {key!r}")
         return out
 
+    @_observed("notifications")
     def notifications(self, after: int = 0, limit: int = MAX_PAGE) -> list[JSONObject]:
         """This member's queue entries with id > ``after``, oldest first."""
         if after < 0 or not 0 < limit <= MAX_PAGE:

@@ -21,6 +21,7 @@ from consortia.errors import (
     UnknownAction,
     UnknownMember,
 )
+from consortia.governance.analytics_policy import DEFAULT_ANALYTICS_POLICY, AnalyticsPolicy
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 
 __all__ = [
@@ -52,6 +53,8 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "sendNotifications",
         "setRecoveryThreshold",
         "rotateLedgerSecret",
+        "setAnalyticsPolicy",
+        "reinstateMember",
     }
 )
 
@@ -77,6 +80,8 @@ GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
         "refreshTrustKeys",
         "setRecoveryThreshold",
         "rotateLedgerSecret",
+        "setAnalyticsPolicy",
+        "reinstateMember",
     }
 )
 
@@ -224,6 +229,8 @@ class Constitution:
     new_member_actions: tuple[str, ...] = ()
     #: k of the k-of-n recovery shares, as voted by ``setRecoveryThreshold``; None: majority.
     recovery_threshold: int | None = None
+    #: What may leave the TEP for analytics and who is told of misuse (``setAnalyticsPolicy``).
+    analytics: AnalyticsPolicy = DEFAULT_ANALYTICS_POLICY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", _frozen(self.actions))
@@ -320,4 +327,16 @@ class Constitution:
         }
         if self.recovery_threshold is not None:
             doc["recovery_threshold"] = self.recovery_threshold
+        doc["analytics"] = self.analytics.to_json()
         return doc
+
+    def role_of(self, member_id: str) -> str | None:
+        """The member's ``info.role`` (the Telco template's roles), if it has one."""
+        found = self.members.get(member_id)
+        role = None if found is None else found.info.get("role")
+        return role if isinstance(role, str) else None
+
+    def alert_recipients(self) -> list[str]:
+        """Active members the analytics policy names for ``misuse_alert``, sorted."""
+        policy = self.analytics
+        return [m for m in self.active_ids() if policy.alerted(m, self.role_of(m))]

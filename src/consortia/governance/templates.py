@@ -25,6 +25,8 @@ _PUBLIC_BASE: dict[str, bool] = {
     "voteFor": False,
     "setRecoveryThreshold": True,
     "rotateLedgerSecret": True,
+    "setAnalyticsPolicy": True,
+    "reinstateMember": True,
 }
 _INTERNAL_BASE = ("approveAction", "sendNotifications")
 #: What a member added later may execute at once.
@@ -67,8 +69,8 @@ DEFAULT_TEMPLATE = Template(
     name="default",
     description=(
         "Every founder may run every public base action; addMember, removeMember, "
-        "amendConstitution, updatePermissions and setRecoveryThreshold need a majority of "
-        "all active members."
+        "amendConstitution, updatePermissions, setRecoveryThreshold, rotateLedgerSecret, "
+        "setAnalyticsPolicy and reinstateMember need a majority of all active members."
     ),
     build=default_constitution,
 )

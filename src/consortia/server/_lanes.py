@@ -122,6 +122,27 @@ class Engine:
         self._locks_guard = threading.Lock()
         self._lanes: dict[str, Lane] = {}
         self._known: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Misuse alerts arrive from the analytics thread at any time: commit them promptly.
+        platform.alert_listener = self._alert_arrived
+
+    def _alert_arrived(self, cid: str) -> None:
+        """Any thread: commit ``cid``'s queued alerts in its order, then wake its streams."""
+
+        def work() -> None:
+            try:
+                with self.lock(cid):
+                    self.platform.apply_alerts(cid)
+                    counters = self.platform.newest_notification_ids(cid, self.hub.members(cid))
+            except Exception as exc:  # noqa: BLE001 - logged; the lane goes on
+                log.error("misuse alerts of %s not committed: %s", cid, type(exc).__name__)
+                return
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self.hub.wake, cid, counters)
+
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the server stops
+            self.pool.submit(work)
 
     def lock(self, cid: str) -> threading.Lock:
         """The lock that orders every engine call on consortium ``cid``."""
@@ -138,7 +159,8 @@ class Engine:
             with self.lock(cid):
                 return fn()
 
-        return await asyncio.get_running_loop().run_in_executor(self.pool, locked)
+        self._loop = loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, locked)
 
     async def lane(self, cid: str) -> Lane:
         """The lane of an existing consortium (``not_found`` otherwise)."""
@@ -155,6 +177,7 @@ class Engine:
 
     async def close(self) -> None:
         """Let every lane finish what it has queued, then stop the worker threads."""
+        self.platform.alert_listener = None
         for lane in list(self._lanes.values()):
             await lane.close()
         self.pool.shutdown(wait=True)

@@ -7,8 +7,13 @@ consortium label names only consortia that exist.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from consortia.analytics.sink import SinkStats
 
 __all__ = ["CONTENT_TYPE", "NAMED_OUTCOMES", "Metrics"]
 
@@ -29,11 +34,43 @@ NAMED_OUTCOMES = frozenset(
 )
 
 
+class _AnalyticsCollector:
+    """The analytics sink's own counters, read at scrape time (the sink keeps them)."""
+
+    def __init__(self, source: Callable[[], SinkStats | None]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._source()
+        if stats is None:
+            return []
+        events = CounterMetricFamily(
+            "consortia_analytics_events",
+            "Analytics events by state: emitted by the engine, written by the sink's backend, "
+            "dropped (buffer full or backend down)",
+            labels=["state"],
+        )
+        events.add_metric(["emitted"], stats.emitted)
+        events.add_metric(["written"], stats.written)
+        events.add_metric(["dropped"], stats.dropped)
+        queued = GaugeMetricFamily(
+            "consortia_analytics_queued", "Analytics events waiting in the sink's buffer"
+        )
+        queued.add_metric([], stats.queued)
+        alerts = CounterMetricFamily(
+            "consortia_analytics_alerts", "Misuse alerts raised by the detector"
+        )
+        alerts.add_metric([], stats.alerts)
+        return [events, queued, alerts]
+
+
 class Metrics:
     """The counters, histograms and gauges ``/metrics`` exposes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, analytics: Callable[[], SinkStats | None] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        if analytics is not None:
+            self.registry.register(_AnalyticsCollector(analytics))
         self.actions = Counter(
             "consortia_actions",
             "executeAction requests by action and outcome (committed, pending or error code)",

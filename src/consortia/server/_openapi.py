@@ -79,6 +79,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "bearer",
         ("after", "limit"),
     ),
+    Operation(
+        "get",
+        "/v1/consortia/{cid}/insights",
+        "Analytics insights as the constitution lets the caller see them (the document "
+        "`consortia insights --json` prints); bucket: seconds per time bucket, since: unix "
+        "seconds; not_found when analytics is off",
+        "bearer",
+        ("bucket", "since"),
+    ),
 )
 
 _ERROR_SCHEMA: JSONObject = {

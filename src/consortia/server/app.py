@@ -35,6 +35,7 @@ from consortia.server._http import (
     query,
     read_jose_body,
 )
+from consortia.server._insights import insights_endpoint
 from consortia.server._lanes import Engine, StreamHub
 from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
 from consortia.server._openapi import openapi_document
@@ -59,7 +60,7 @@ class Service:
 
     def __init__(self, platform: Platform, limits: Limits) -> None:
         self.platform = platform
-        self.metrics = Metrics()
+        self.metrics = Metrics(analytics=platform.analytics_stats)
         self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
         self.engine = Engine(platform, metrics=self.metrics, hub=self.hub)
         self.closing = asyncio.Event()
@@ -236,6 +237,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         Route(prefix + "/object", get_object, methods=["GET"]),
         Route(prefix + "/history", history, methods=["GET"]),
         Route(prefix + "/notifications", notifications, methods=["GET"]),
+        Route(prefix + "/insights", insights_endpoint(engine, platform), methods=["GET"]),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
+from consortia.governance.analytics_policy import AnalyticsPolicy
 from consortia.governance.constitution import (
     ActionDefinition,
     Constitution,
@@ -109,6 +110,24 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
         actions=actions,
         members={m.id: m for m in founders},
         new_member_actions=DEFAULT_NEW_MEMBER_ACTIONS,
+        # Analytics gets order and device ids, device states, modes and stock quantities:
+        # enough for order cycle times and the stock leak per supplier (docs/insights.md),
+        # never prices, serials or service specs. Sellers and auditors see every member's
+        # figures; everyone hears of misuse.
+        analytics=AnalyticsPolicy(
+            grants={
+                "placeOrder": ("id", "devices"),
+                "reviseOrder": ("id", "devices", "modes"),
+                "resumeChangePlan": ("productOrderId", "devices"),
+                "cancelOrder": ("id",),
+                "updateDeviceOrder": ("productOrderId", "device", "state"),
+                **{
+                    name: ("supplier", "part", "quantity", "productOrderId")
+                    for name in _STOCK_KINDS
+                },
+            },
+            insights_full=("seller", "auditor"),
+        ),
     )
 
 
