@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck layers bench clean
+.PHONY: demo test check lint typecheck layers bench bench-full clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,18 @@ check: lint typecheck layers test
 # Figures, not pass/fail: the sandbox's cost per call against a builtin action in the same
 # run, then receipt generation and verification at 10^3 and 10^6 ledger entries, then the
 # same group-commit workload with the analytics sink off and on, the misuse detector's false
-# alarms and detection delays on simulated traffic.
+# alarms and detection delays on simulated traffic, then signed actions over
+# HTTPS against a real server (bench/http_load.py, figures also in bench/results/).
 bench: $(STAMP)
 	$(BIN)/python -m consortia.sandbox._bench --calls 2000
 	$(BIN)/python bench/receipts.py
 	$(BIN)/python bench/analytics_sink.py
 	$(BIN)/python bench/detector_eval.py --seeds 3 --normal-days 2
+	$(BIN)/python bench/http_load.py
+
+# The long HTTP run: 30 s scenarios, 10^6 objects in state, a 10-minute RSS soak (~25 min).
+bench-full: $(STAMP)
+	$(BIN)/python bench/http_load.py --full --soak 600 --json bench/results/http_load_full.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info

@@ -113,9 +113,14 @@ class Pipeline:
             request = parse_action_request(jws, runtime.cid)
             if trace is not None:
                 trace.action, trace.params = request.action, request.params
-            prior = self._prior_answer(runtime, batch, txid)
-            if prior is not None:
-                return prior
+            used_by = batch.nonce_txid(request.member, request.nonce)
+            # Every accepted request stored its nonce under its own txid (a proposal too), so
+            # only a request whose nonce this very txid holds can have an earlier answer: a
+            # fresh request costs one storage lookup here instead of three.
+            if used_by == txid:
+                prior = self._prior_answer(runtime, batch, txid)
+                if prior is not None:
+                    return prior
             constitution = batch.constitution
             member = constitution.active_member(request.member)
             jws.verify(member.signing_key)
@@ -124,7 +129,6 @@ class Pipeline:
                     f"iat {request.iat} is {now - request.iat:+d} s from the server's clock "
                     f"({now}); the window is ±{IAT_WINDOW} s: check the client's clock"
                 )
-            used_by = batch.nonce_txid(request.member, request.nonce)
             if used_by is not None:
                 raise Replay(
                     f"nonce already used by transaction {used_by}; sign each request with a "

@@ -292,8 +292,12 @@ class SQLiteStore:
     def children(self, cid: str, parent_hash: bytes) -> list[NameRow]:
         """Live keys directly under a parent."""
         with self._reading() as db:
+            # INDEXED BY: left to itself SQLite scans every name of the consortium through
+            # the primary key (cid=?), so a list_keys cost grew with the whole state
+            # (20 ms at 10^5 keys, 21 us with the index; bench/http_load.py, telco).
             rows = db.execute(
-                "SELECT name_hash, blob FROM names WHERE cid = ? AND parent_hash = ? AND alive = 1",
+                "SELECT name_hash, blob FROM names INDEXED BY names_parent "
+                "WHERE cid = ? AND parent_hash = ? AND alive = 1",
                 (cid, parent_hash),
             ).fetchall()
         return [NameRow(blob(r[0]), parent_hash, True, blob(r[1])) for r in rows]
