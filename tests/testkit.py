@@ -27,3 +27,17 @@ def storage_fingerprint(db: Path) -> str:
         return digest.hexdigest()
     finally:
         con.close()
+
+
+#: The tests' fixed "now": 2027-01-15.
+T0 = 1_800_000_000
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now

@@ -21,9 +21,8 @@ from consortia.analytics.sink import BufferedSink, MemoryBackend, SinkBackend
 from consortia.engine import Outcome
 from consortia.errors import ConsortiaError
 from consortia.protocol import sign_creation
-from testkit import storage_fingerprint
+from testkit import Clock, storage_fingerprint
 
-T0 = 1_800_000_000
 FOUNDERS = ("telco", "vendor", "installer")
 
 #: A Starlark action that writes one object named by its params (and echoes a secret).
@@ -33,16 +32,6 @@ def main(params):
     put(key, {"note": params["note"], "by": caller()})
     return {"key": key}
 """
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @dataclass

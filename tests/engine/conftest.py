@@ -13,20 +13,9 @@ from consortia._json import JSON, JSONObject
 from consortia.engine import Outcome
 from consortia.errors import ConsortiaError
 from consortia.protocol import sign_creation
-from testkit import storage_fingerprint
+from testkit import Clock, storage_fingerprint
 
-T0 = 1_800_000_000
 FOUNDERS = ("telco", "vendor", "installer")
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @dataclass

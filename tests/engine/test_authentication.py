@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import T0, World
+from conftest import World
 
 from consortia import Committed, MemberKeys, Pending, open_notification, sign_key_proof
 from consortia._json import JSONObject
 from consortia.identity.jws import sign_compact
 from consortia.identity.keys import EncryptionKey, SigningKey
-from testkit import js
+from testkit import T0, js
 
 
 def rotate_params(world: World, member: str) -> tuple[JSONObject, MemberKeys]:

@@ -19,7 +19,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from consortia.engine.request import MAX_BODY_BYTES
-from consortia.errors import HTTP_STATUS, BadRequest, BadSignature, ConsortiaError, Unavailable
+from consortia.errors import (
+    HTTP_STATUS,
+    BadRequest,
+    BadSignature,
+    ConsortiaError,
+    NotFound,
+    Unavailable,
+)
+from consortia.identity.keys import validate_member_id
 
 __all__ = [
     "BODY_TIMEOUT",
@@ -155,3 +163,12 @@ def after_param(value: str | None) -> int:
     if not value.isdigit() or len(value) > 18:
         raise BadRequest(f"'after' must be a non-negative integer notification id, not {value!r}")
     return int(value)
+
+
+def consortium_id(request: Request) -> str:
+    """The ``{cid}`` of the path; one no consortium could have is simply not found."""
+    cid = str(request.path_params["cid"])
+    try:
+        return validate_member_id(cid, what="consortium id")
+    except BadRequest:
+        raise NotFound(f"no consortium {cid[:80]!r} on this platform") from None

@@ -25,8 +25,7 @@ from consortia.analytics.insights import sink_insights
 from consortia.engine import Platform
 from consortia.errors import BadRequest, NotFound
 from consortia.governance.constitution import Constitution
-from consortia.identity.keys import validate_member_id
-from consortia.server._http import Handler, bearer, endpoint, json_response, query
+from consortia.server._http import Handler, bearer, consortium_id, endpoint, json_response, query
 from consortia.server._lanes import Engine
 
 __all__ = ["MAX_BUCKET", "insights_endpoint"]
@@ -59,14 +58,6 @@ def _since(value: str | None) -> float | None:
     return float(value)
 
 
-def _cid(request: Request) -> str:
-    cid = str(request.path_params["cid"])
-    try:
-        return validate_member_id(cid, what="consortium id")
-    except BadRequest:
-        raise NotFound(f"no consortium {cid[:80]!r} on this platform") from None
-
-
 def insights_endpoint(engine: Engine, platform: Platform) -> Handler:
     """The route handler, bound to the app's engine lanes and platform."""
     gate = asyncio.Semaphore(_QUERIES)
@@ -75,7 +66,7 @@ def insights_endpoint(engine: Engine, platform: Platform) -> Handler:
     async def insights(request: Request) -> Response:
         params = query(request, ("bucket", "since"))
         bucket, since = _bucket(params.get("bucket")), _since(params.get("since"))
-        cid = _cid(request)
+        cid = consortium_id(request)
         token = bearer(request)
 
         def who() -> tuple[str, Constitution]:

@@ -27,10 +27,10 @@ from consortia import __version__
 from consortia._json import JSON
 from consortia.engine import Committed, MemberView, Platform
 from consortia.errors import BadRequest, ConsortiaError, NotFound, Unavailable
-from consortia.identity.keys import validate_member_id
 from consortia.server._http import (
     after_param,
     bearer,
+    consortium_id,
     endpoint,
     error_response,
     json_response,
@@ -74,18 +74,10 @@ class Service:
 
     async def read(self, request: Request, fn: Callable[[MemberView], T]) -> T:
         """Authenticate the bearer token and run ``fn`` on the member's view, under the lock."""
-        cid = _cid(request)
+        cid = consortium_id(request)
         token = bearer(request)
         platform = self.platform
         return await self.engine.call(cid, lambda: fn(platform.reader(cid, token)))
-
-
-def _cid(request: Request) -> str:
-    cid = str(request.path_params["cid"])
-    try:
-        return validate_member_id(cid, what="consortium id")
-    except BadRequest:
-        raise NotFound(f"no consortium {cid[:80]!r} on this platform") from None
 
 
 def _txid(request: Request, name: str = "txid") -> str:
@@ -147,7 +139,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
 
     @endpoint
     async def execute(request: Request) -> Response:
-        cid = _cid(request)
+        cid = consortium_id(request)
         query(request, ())
         if service.closing.is_set():
             raise Unavailable("the service is shutting down; retry with the same request")
@@ -224,7 +216,9 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         after = after_param(last if last is not None else params.get("after"))
         if service.closing.is_set():
             raise Unavailable("the service is shutting down; reconnect shortly")
-        stream = NotificationStream(engine, _cid(request), bearer(request), service.closing)
+        stream = NotificationStream(
+            engine, consortium_id(request), bearer(request), service.closing
+        )
         await stream.open(after)
         return StreamingResponse(
             stream.events(),
