@@ -348,6 +348,10 @@ async def telco_story(url: str, fingerprint: str, operator: SigningKey, step: in
     try:
         for client in clients.values():
             await client.connect()
+        # The genesis notices (welcome, recovery shares) are not part of the story.
+        story.out = lambda _line: None
+        await story.inbox()
+        story.out, story.inboxes = print, {}
         chapters: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("An order with sites, services and devices", story.place_order),
             ("The change example: A..E -> A', B, C', D; a pause and an autoCorrect", story.change),
