@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["js", "storage_fingerprint"]
+from consortia import Platform, SigningKey
+from consortia.governance.templates import DEFAULT_TEMPLATE
+from consortia.server.run import ServerConfig, ServerThread
+from consortia.server.tls import certificate_fingerprint, ensure_self_signed
+from consortia.telco import TELCO_TEMPLATE
+
+__all__ = ["T0", "Clock", "TLSServer", "js", "storage_fingerprint", "tls_server"]
 
 
 def js(value: object) -> Any:
@@ -41,3 +50,33 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
+
+
+@dataclass(frozen=True)
+class TLSServer:
+    """A served platform: its URL, the certificate pin, the operator key, the platform."""
+
+    url: str
+    pin: str
+    operator: SigningKey
+    platform: Platform
+
+
+@contextmanager
+def tls_server(tmp: Path) -> Iterator[TLSServer]:
+    """A platform offering the default and telco templates over TLS on a free loopback port
+    (analytics on, as ``consortia serve`` runs it), stopped when the block ends."""
+    cert, key, _ = ensure_self_signed(tmp, "127.0.0.1")
+    operator = SigningKey.generate()
+    platform = Platform.open(
+        tmp / "tep",
+        operator_keys=[operator.verify_key],
+        templates={"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE},
+    )
+    config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
+    thread = ServerThread(platform, config).start()
+    try:
+        yield TLSServer(thread.url, certificate_fingerprint(cert.read_bytes()), operator, platform)
+    finally:
+        thread.stop()
+        platform.close()

@@ -28,13 +28,11 @@ from consortia.cli.main import main
 from consortia.cli.telcodemo import ROLES, TelcoStory
 from consortia.client import MemberClient, create_consortium
 from consortia.errors import ConsortiaError
-from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import save_member_keys
 from consortia.protocol import sign_creation
 from consortia.server.run import ServerConfig, ServerThread
-from consortia.server.tls import certificate_fingerprint, ensure_self_signed
-from consortia.telco import TELCO_TEMPLATE
+from testkit import tls_server
 
 # Not "telco-…": the member id "telco" must not appear in a document by accident.
 CID = "b2b-1"
@@ -82,38 +80,26 @@ async def _story(world: World) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("insights-http")
-    cert, key, _ = ensure_self_signed(tmp, "127.0.0.1")
-    operator = SigningKey.generate()
-    platform = Platform.open(
-        tmp / "tep",
-        operator_keys=[operator.verify_key],
-        templates={"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE},
-    )
-    config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
-    thread = ServerThread(platform, config).start()
-    pin = certificate_fingerprint(cert.read_bytes())
-    keys = {m: MemberKeys.generate(m) for m in ROLES}
-    asyncio.run(
-        create_consortium(
-            thread.url,
-            operator,
-            consortium=CID,
-            name="B2B orders",
-            members=[{**keys[m].public_info(), "info": {"role": r}} for m, r in ROLES.items()],
-            template="telco",
-            fingerprint=pin,
+    with tls_server(tmp_path_factory.mktemp("insights-http")) as server:
+        keys = {m: MemberKeys.generate(m) for m in ROLES}
+        asyncio.run(
+            create_consortium(
+                server.url,
+                server.operator,
+                consortium=CID,
+                name="B2B orders",
+                members=[{**keys[m].public_info(), "info": {"role": r}} for m, r in ROLES.items()],
+                template="telco",
+                fingerprint=server.pin,
+            )
         )
-    )
-    http = httpx.Client(base_url=thread.url, timeout=20, verify=False)  # noqa: S501
-    served = World(thread.url, pin, platform, keys, http)
-    try:
-        asyncio.run(_story(served))
-        yield served
-    finally:
-        http.close()
-        thread.stop()
-        platform.close()
+        http = httpx.Client(base_url=server.url, timeout=20, verify=False)  # noqa: S501
+        served = World(server.url, server.pin, server.platform, keys, http)
+        try:
+            asyncio.run(_story(served))
+            yield served
+        finally:
+            http.close()
 
 
 def _without_alerts(doc: dict[str, Any]) -> str:

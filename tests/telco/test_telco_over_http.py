@@ -11,51 +11,27 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from consortia import MemberKeys, Platform, SigningKey
+from consortia import MemberKeys
 from consortia.cli.telcodemo import ROLES, TelcoStory
 from consortia.client import MemberClient, Notification, create_consortium
 from consortia.errors import ConsortiaError, NotFound
-from consortia.governance.templates import DEFAULT_TEMPLATE
-from consortia.server.run import ServerConfig, ServerThread
-from consortia.server.tls import certificate_fingerprint, ensure_self_signed
-from consortia.telco import TELCO_TEMPLATE
+from testkit import TLSServer, tls_server
 
 _ids = itertools.count(1)
 
 
-@dataclass
-class Server:
-    url: str
-    pin: str
-    operator: SigningKey
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("telco-http")
-    cert, key, _ = ensure_self_signed(tmp, "127.0.0.1")
-    operator = SigningKey.generate()
-    platform = Platform.open(
-        tmp / "tep",
-        operator_keys=[operator.verify_key],
-        templates={"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE},
-    )
-    config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
-    thread = ServerThread(platform, config).start()
-    try:
-        yield Server(thread.url, certificate_fingerprint(cert.read_bytes()), operator)
-    finally:
-        thread.stop()
-        platform.close()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
+    with tls_server(tmp_path_factory.mktemp("telco-http")) as served:
+        yield served
 
 
 @asynccontextmanager
-async def consortium(server: Server) -> AsyncIterator[TelcoStory]:
+async def consortium(server: TLSServer) -> AsyncIterator[TelcoStory]:
     """A fresh Telco consortium and its members' connected clients, told silently."""
     cid = f"telco-{next(_ids)}"
     keys = {m: MemberKeys.generate(m) for m in ROLES}
@@ -82,7 +58,7 @@ async def consortium(server: Server) -> AsyncIterator[TelcoStory]:
             await client.aclose()
 
 
-def play(server: Server, scenario: Callable[[TelcoStory], Awaitable[None]]) -> None:
+def play(server: TLSServer, scenario: Callable[[TelcoStory], Awaitable[None]]) -> None:
     async def run() -> None:
         async with consortium(server) as story:
             await scenario(story)
@@ -126,7 +102,7 @@ async def hidden(story: TelcoStory, member: str, key: str) -> bool:
     return False
 
 
-def test_an_order_reaches_each_party_with_what_it_may_know(server: Server) -> None:
+def test_an_order_reaches_each_party_with_what_it_may_know(server: TLSServer) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
         told = story.inboxes
@@ -168,7 +144,7 @@ def test_an_order_reaches_each_party_with_what_it_may_know(server: Server) -> No
     play(server, scenario)
 
 
-def test_the_change_example_pauses_a1_and_recovers_d2(server: Server) -> None:
+def test_the_change_example_pauses_a1_and_recovers_d2(server: TLSServer) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
         await story.change()
@@ -220,7 +196,7 @@ def test_the_change_example_pauses_a1_and_recovers_d2(server: Server) -> None:
     play(server, scenario)
 
 
-def test_a_postponement_moves_dates_for_those_concerned(server: Server) -> None:
+def test_a_postponement_moves_dates_for_those_concerned(server: TLSServer) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
         before = len(story.inboxes["fitter"])
@@ -239,7 +215,7 @@ def test_a_postponement_moves_dates_for_those_concerned(server: Server) -> None:
 
 
 def test_a_serial_is_bound_by_agreement_and_commissioning_needs_a_passed_test(
-    server: Server,
+    server: TLSServer,
 ) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
@@ -284,7 +260,7 @@ def test_a_serial_is_bound_by_agreement_and_commissioning_needs_a_passed_test(
     play(server, scenario)
 
 
-def test_a_cancel_after_delivery_becomes_a_recovery(server: Server) -> None:
+def test_a_cancel_after_delivery_becomes_a_recovery(server: TLSServer) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
         await story.cancel_after_delivery()
@@ -309,7 +285,7 @@ def test_a_cancel_after_delivery_becomes_a_recovery(server: Server) -> None:
     play(server, scenario)
 
 
-def test_the_stock_report_shows_the_leak_to_those_who_may_see_it(server: Server) -> None:
+def test_the_stock_report_shows_the_leak_to_those_who_may_see_it(server: TLSServer) -> None:
     async def scenario(story: TelcoStory) -> None:
         await story.place_order()
         await story.change()

@@ -188,7 +188,7 @@ class TelcoStory:
             self.say(member, f"{action}: refused ({exc.code}): {exc.message}")
             self.refusals.append(exc)
             return exc
-        raise AssertionError(f"{action} by {member} was not refused")
+        raise RuntimeError(f"{action} by {member} was expected to be refused, and committed")
 
     async def device(self, member: str, order: str, device: str, *states: str) -> None:
         """A supplier moves its device order through ``states``."""
