@@ -12,6 +12,8 @@ from analytics_world import FOUNDERS, wait_for
 
 from consortia import MemberKeys, Platform, SigningKey, sign_action, sign_creation
 from consortia.analytics import Alert
+from consortia.analytics.embedded import LazyDetector
+from consortia.analytics.sink import BufferedSink
 from consortia.identity.jwt import issue_token
 from consortia.server.run import ServerConfig, ServerThread
 
@@ -94,3 +96,18 @@ def test_a_submitted_alert_is_committed_while_no_request_arrives(served: Served)
     # No executeAction follows: the lane commits the alert on its own.
     wait_for(lambda: any(n["kind"] == "misuse_alert" for n in served.notifications("telco")))
     assert not any(n["kind"] == "misuse_alert" for n in served.notifications("installer"))
+
+
+def test_the_detector_is_loaded_as_the_server_starts_not_at_the_first_request(
+    tmp_path: Path,
+) -> None:
+    platform = Platform.open(tmp_path)
+    sink = platform.analytics
+    assert isinstance(sink, BufferedSink)
+    (detector,) = (o for o in sink.observers if isinstance(o, LazyDetector))
+    assert "loaded=False" in repr(detector)
+    config = ServerConfig(port=0, access_log=False, log_level="warning")
+    with ServerThread(platform, config):
+        wait_for(lambda: "loaded=True" in repr(detector), timeout=30)
+        assert sink.stats().emitted == 0  # no request was needed for it
+    platform.close()

@@ -12,6 +12,7 @@ from analytics_world import FOUNDERS, make_world, wait_for
 
 from consortia.analytics import Alert, Event
 from consortia.analytics.duckdb_sink import DuckDBBackend
+from consortia.analytics.embedded import LazyDetector
 from consortia.analytics.sink import BufferedSink, MemoryBackend
 from consortia.engine import Committed
 
@@ -225,3 +226,56 @@ def test_an_unwritable_store_drops_events_but_never_stops_the_platform(tmp_path:
         assert stats.backend_errors >= 1
     finally:
         world.close()
+
+
+class SlowModel:
+    """An observer whose model loads slowly, on whichever thread first needs it."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.loaded_on: list[str] = []
+        self.seen: list[Event] = []
+
+    def prepare(self) -> None:
+        self.loaded_on.append(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("model file missing")
+
+    def __call__(self, event: Event) -> Iterable[Alert]:
+        self.seen.append(event)
+        return ()
+
+
+def test_prepare_loads_the_models_on_the_sinks_thread_before_any_event() -> None:
+    model = SlowModel()
+    sink = BufferedSink(MemoryBackend(), observers=[model], linger=0)
+    sink.prepare()
+    wait_for(lambda: model.loaded_on == ["consortia-analytics"])
+    sink.emit(event(1))
+    assert sink.flush()
+    assert [e.txid for e in model.seen] == [event(1).txid]
+    assert sink.stats().written == 1 and sink.stats().queued == 0
+    sink.close()
+    sink.prepare()  # after close: nothing queued, nothing raised
+    assert model.loaded_on == ["consortia-analytics"]
+
+
+def test_a_model_that_fails_to_prepare_is_counted_and_events_still_flow() -> None:
+    model = SlowModel(fail=True)
+    sink = BufferedSink(MemoryBackend(), observers=[model], linger=0)
+    sink.prepare()
+    sink.emit(event(1))
+    assert sink.flush()
+    stats = sink.stats()
+    assert stats.observer_errors == 1 and stats.written == 1
+    assert len(model.seen) == 1
+    sink.close()
+
+
+def test_the_lazy_detector_loads_when_prepared() -> None:
+    detector = LazyDetector()
+    assert "loaded=False" in repr(detector)
+    observe = detector.prepare()
+    assert "loaded=True" in repr(detector)
+    assert detector.prepare() is observe
+    assert list(detector(event(1))) == []

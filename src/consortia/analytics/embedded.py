@@ -33,13 +33,17 @@ class LazyDetector:
     def __repr__(self) -> str:
         return f"LazyDetector(loaded={self._observe is not None})"
 
-    def __call__(self, event: Event) -> Iterable[Alert]:
-        """Show ``event`` to the detector (loading it first if needed)."""
+    def prepare(self) -> Observer:
+        """Load the detector now if not yet (the sink's thread calls it as a server starts)."""
         if self._observe is None:
             from consortia.analytics.detector import MisuseDetector
 
             self._observe = MisuseDetector().observe
-        return self._observe(event)
+        return self._observe
+
+    def __call__(self, event: Event) -> Iterable[Alert]:
+        """Show ``event`` to the detector (loading it first if needed)."""
+        return self.prepare()(event)
 
 
 def default_sink(data_dir: Path) -> BufferedSink:

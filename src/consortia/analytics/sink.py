@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from consortia.analytics.events import Alert, Event
 
@@ -35,6 +35,13 @@ log = logging.getLogger("consortia.analytics")
 
 #: Sees every event on the sink's thread; returns the alerts it raises (usually none).
 Observer = Callable[[Event], Iterable[Alert]]
+
+
+class _Prepare:
+    """The queue's marker for "load the observers' models now" (see ``prepare``)."""
+
+
+_PREPARE: Final = _Prepare()
 #: Receives each alert an observer raised (the platform's ``submit_alert``).
 AlertHandler = Callable[[Alert], None]
 
@@ -108,7 +115,7 @@ class BufferedSink:
         self._linger = linger
         self._observers = tuple(observers)
         self._on_alert = on_alert
-        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Event | _Prepare | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._closed = False
@@ -170,6 +177,17 @@ class BufferedSink:
                 observer_errors=self._observer_errors,
             )
 
+    def prepare(self) -> None:
+        """Have the sink's thread load its observers' models now, not at the first event.
+
+        A server calls it as it starts, so that its first requests' events do not wait on
+        (and, under the GIL, its first requests do not compete with) a model import.
+        Observers without a ``prepare`` method are left as they are.
+        """
+        with self._lock:
+            if not self._closed:
+                self._queue.put(_PREPARE)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event emitted so far was written or dropped; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -209,6 +227,9 @@ class BufferedSink:
         first = self._queue.get()
         if first is None:
             return self._rest([]), True
+        if isinstance(first, _Prepare):
+            self._prepare_observers()
+            return [], False
         batch = [first]
         if self._linger and self._queue.qsize() < self._batch_size:
             self._wake.wait(self._linger)
@@ -222,6 +243,9 @@ class BufferedSink:
                 stop = True
                 batch = self._rest(batch)
                 break
+            if isinstance(item, _Prepare):
+                self._prepare_observers()
+                continue
             batch.append(item)
         return batch, stop
 
@@ -232,7 +256,7 @@ class BufferedSink:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
-            if item is not None:
+            if isinstance(item, Event):
                 batch.append(item)
 
     def _drain(self) -> None:
@@ -241,6 +265,18 @@ class BufferedSink:
             batch, stop = self._take()
             for start in range(0, len(batch), self._batch_size):
                 self._handle(batch[start : start + self._batch_size])
+
+    def _prepare_observers(self) -> None:
+        for observer in self._observers:
+            prepare = getattr(observer, "prepare", None)
+            if not callable(prepare):
+                continue
+            try:
+                prepare()
+            except Exception as exc:  # noqa: BLE001 - it loads again at the first event
+                with self._lock:
+                    self._observer_errors += 1
+                log.error("analytics observer failed to prepare: %s", type(exc).__name__)
 
     def _observe(self, batch: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -418,6 +418,15 @@ class Platform:
         """Event time: the wall clock to the microsecond, or the injected clock (tests)."""
         return time.time() if self.clock is _wall_clock else float(self.clock())
 
+    def prepare_analytics(self) -> None:
+        """Load the misuse detector's model in the background now, not at the first event.
+
+        A server calls it as it starts: the import takes over a second of the GIL, which
+        would otherwise land on its first requests.
+        """
+        if isinstance(self.analytics, BufferedSink):
+            self.analytics.prepare()
+
     def analytics_stats(self) -> SinkStats | None:
         """The sink's counters (emitted, written, dropped, ...) if it keeps any."""
         stats = getattr(self.analytics, "stats", None)

@@ -268,6 +268,7 @@ def create_app(platform: Platform, *, limits: Limits | None = None) -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        platform.prepare_analytics()
         yield
         service.begin_shutdown()
         await service.engine.close()
