@@ -35,14 +35,18 @@ JSONObject: TypeAlias = dict[str, JSON]
 MAX_DEPTH = 32
 _SAFE_INT = 2**53 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: A ``\uD800``..``\uDFFF`` escape in JSON text (over-matches ``\\uD800``: that is safe).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _no_duplicates(pairs: Iterable[tuple[str, JSON]]) -> JSONObject:
-    obj: JSONObject = {}
-    for key, value in pairs:
-        if key in obj:
-            raise BadRequest(f"duplicate JSON object key {key!r}")
-        obj[key] = value
+def _no_duplicates(pairs: list[tuple[str, JSON]]) -> JSONObject:
+    obj: JSONObject = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"duplicate JSON object key {key!r}")
+            seen.add(key)
     return obj
 
 
@@ -81,7 +85,8 @@ def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
             raise BadRequest(f"{what} is not valid UTF-8 (byte {exc.start})") from None
     else:
         text = data
-    if _nesting_depth(text) > MAX_DEPTH:
+    # Nesting cannot exceed the number of opening brackets: count first, walk only if needed.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _nesting_depth(text) > MAX_DEPTH:
         raise BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         value: JSON = json.loads(
@@ -89,8 +94,32 @@ def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
         )
     except json.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    check_value(value, what=what)
+    # UTF-8 cannot carry a lone surrogate, so one can only come from an escape (or from str
+    # input). Without either, the quick walk decides; the full one names what was wrong.
+    suspect = _SURROGATE_ESCAPE.search(text) is not None or (
+        not isinstance(data, bytes) and _SURROGATE.search(text) is not None
+    )
+    if suspect or not _parsed_value_ok(value):
+        check_value(value, what=what)
     return value
+
+
+def _parsed_value_ok(value: JSON) -> bool:
+    """Whether a value just parsed from text of bounded depth, with no lone surrogates, is
+    within this platform's rules (safe integers, finite floats); builds no error paths."""
+    stack: list[JSON] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int):
+            if not -_SAFE_INT <= item <= _SAFE_INT:
+                return False
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+    return True
 
 
 def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consortia._json import JSON, MAX_DEPTH, canonical, loads_strict
-from consortia.errors import ConsortiaError
+from consortia._json import JSON, MAX_DEPTH, _nesting_depth, canonical, check_value, loads_strict
+from consortia.errors import BadRequest, ConsortiaError
 
 _SAFE = 2**53 - 1
 scalars = (
@@ -62,3 +65,87 @@ def test_loads_strict_accepts_depth_limit_and_brackets_in_strings() -> None:
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert loads_strict(deep) is not None
     assert loads_strict('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == {"a": "[" * 37}
+
+
+def reference_loads(text: str) -> JSON:
+    """The rules spelled out the slow way: walk every bracket, check every value with paths."""
+    if _nesting_depth(text) > MAX_DEPTH:
+        raise BadRequest(f"JSON nests deeper than {MAX_DEPTH} levels")
+
+    def pairs(items: list[tuple[str, JSON]]) -> dict[str, JSON]:
+        obj: dict[str, JSON] = {}
+        for key, item in items:
+            if key in obj:
+                raise BadRequest(f"duplicate JSON object key {key!r}")
+            obj[key] = item
+        return obj
+
+    def constant(name: str) -> JSON:
+        raise BadRequest(f"{name} is not valid JSON; send a finite number")
+
+    try:
+        value: JSON = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"JSON is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    return check_value(value, what="JSON")
+
+
+# JSON text built from pieces that sit on each rule's edge.
+leaf_texts = st.sampled_from(
+    [
+        "0",
+        "-0",
+        "1.5",
+        "1e400",
+        "-1e400",
+        "9007199254740991",
+        "9007199254740992",
+        "-9007199254740993",
+        "NaN",
+        "Infinity",
+        "true",
+        "null",
+        '"a"',
+        '"\\ud800"',
+        '"\\uDC00x"',
+        '"\\\\ud800"',
+        '"\\u00e9"',
+        '"\\ud83d\\ude00"',
+        '"[[{"',
+        "1.0",
+        "[]",
+        "{}",
+    ]
+)
+key_texts = st.sampled_from(['"k"', '"j"', '"\\ud800"', '"\\\\ud800"', '"k"'])
+json_texts = st.recursive(
+    leaf_texts,
+    lambda inner: (
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]")
+        | st.lists(st.tuples(key_texts, inner), max_size=4).map(
+            lambda kv: "{" + ",".join(f"{k}:{v}" for k, v in kv) + "}"
+        )
+    ),
+    max_leaves=25,
+)
+
+
+def outcome(parse: Callable[[], JSON]) -> tuple[str, object]:
+    try:
+        return ("ok", parse())
+    except BadRequest as exc:
+        return ("refused", exc.message)
+
+
+@settings(max_examples=600, deadline=None)
+@given(json_texts, st.integers(0, 40))
+def test_loads_strict_decides_and_explains_exactly_as_the_full_walk(text: str, wrap: int) -> None:
+    text = "[" * wrap + text + "]" * wrap
+    expected = outcome(lambda: reference_loads(text))
+    assert outcome(lambda: loads_strict(text)) == expected
+    assert outcome(lambda: loads_strict(text.encode())) == expected
+
+
+def test_a_lone_surrogate_in_str_input_is_refused_without_an_escape() -> None:
+    with pytest.raises(BadRequest, match="lone UTF-16 surrogate"):
+        loads_strict('["\ud800"]')
