@@ -249,21 +249,21 @@ class SlowModel:
 def test_prepare_loads_the_models_on_the_sinks_thread_before_any_event() -> None:
     model = SlowModel()
     sink = BufferedSink(MemoryBackend(), observers=[model], linger=0)
-    sink.prepare()
-    wait_for(lambda: model.loaded_on == ["consortia-analytics"])
+    assert sink.prepare().wait(10)
+    assert model.loaded_on == ["consortia-analytics"]
     sink.emit(event(1))
     assert sink.flush()
     assert [e.txid for e in model.seen] == [event(1).txid]
     assert sink.stats().written == 1 and sink.stats().queued == 0
     sink.close()
-    sink.prepare()  # after close: nothing queued, nothing raised
+    assert sink.prepare().is_set()  # after close: nothing queued, nothing to wait for
     assert model.loaded_on == ["consortia-analytics"]
 
 
 def test_a_model_that_fails_to_prepare_is_counted_and_events_still_flow() -> None:
     model = SlowModel(fail=True)
     sink = BufferedSink(MemoryBackend(), observers=[model], linger=0)
-    sink.prepare()
+    assert sink.prepare().wait(10)
     sink.emit(event(1))
     assert sink.flush()
     stats = sink.stats()

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 from consortia.analytics.events import Alert, Event
 
@@ -40,8 +40,10 @@ Observer = Callable[[Event], Iterable[Alert]]
 class _Prepare:
     """The queue's marker for "load the observers' models now" (see ``prepare``)."""
 
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
-_PREPARE: Final = _Prepare()
+
 #: Receives each alert an observer raised (the platform's ``submit_alert``).
 AlertHandler = Callable[[Alert], None]
 
@@ -177,16 +179,21 @@ class BufferedSink:
                 observer_errors=self._observer_errors,
             )
 
-    def prepare(self) -> None:
+    def prepare(self) -> threading.Event:
         """Have the sink's thread load its observers' models now, not at the first event.
 
         A server calls it as it starts, so that its first requests' events do not wait on
-        (and, under the GIL, its first requests do not compete with) a model import.
-        Observers without a ``prepare`` method are left as they are.
+        (and, under the GIL, its first requests do not compete with) a model import. The
+        event returned is set once that is done (at once if the sink is closed). Observers
+        without a ``prepare`` method are left as they are.
         """
+        marker = _Prepare()
         with self._lock:
-            if not self._closed:
-                self._queue.put(_PREPARE)
+            if self._closed:
+                marker.done.set()
+            else:
+                self._queue.put(marker)
+        return marker.done
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event emitted so far was written or dropped; False on timeout."""
@@ -228,7 +235,7 @@ class BufferedSink:
         if first is None:
             return self._rest([]), True
         if isinstance(first, _Prepare):
-            self._prepare_observers()
+            self._prepare_observers(first)
             return [], False
         batch = [first]
         if self._linger and self._queue.qsize() < self._batch_size:
@@ -244,7 +251,7 @@ class BufferedSink:
                 batch = self._rest(batch)
                 break
             if isinstance(item, _Prepare):
-                self._prepare_observers()
+                self._prepare_observers(item)
                 continue
             batch.append(item)
         return batch, stop
@@ -256,7 +263,9 @@ class BufferedSink:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
-            if isinstance(item, Event):
+            if isinstance(item, _Prepare):
+                item.done.set()  # closing: nothing left to prepare for
+            elif item is not None:
                 batch.append(item)
 
     def _drain(self) -> None:
@@ -266,7 +275,13 @@ class BufferedSink:
             for start in range(0, len(batch), self._batch_size):
                 self._handle(batch[start : start + self._batch_size])
 
-    def _prepare_observers(self) -> None:
+    def _prepare_observers(self, marker: _Prepare) -> None:
+        try:
+            self._prepare_each()
+        finally:
+            marker.done.set()
+
+    def _prepare_each(self) -> None:
         for observer in self._observers:
             prepare = getattr(observer, "prepare", None)
             if not callable(prepare):

@@ -418,14 +418,16 @@ class Platform:
         """Event time: the wall clock to the microsecond, or the injected clock (tests)."""
         return time.time() if self.clock is _wall_clock else float(self.clock())
 
-    def prepare_analytics(self) -> None:
-        """Load the misuse detector's model in the background now, not at the first event.
+    def prepare_analytics(self, timeout: float = 15.0) -> bool:
+        """Load the misuse detector's model now, not at the first event; False on timeout.
 
-        A server calls it as it starts: the import takes over a second of the GIL, which
-        would otherwise land on its first requests.
+        A server calls it before it takes requests: the import holds the GIL for over a
+        second, which would otherwise land on its first requests. Blocks up to ``timeout``
+        seconds (the sink's thread does the work; a slow load only delays the detector).
         """
-        if isinstance(self.analytics, BufferedSink):
-            self.analytics.prepare()
+        if not isinstance(self.analytics, BufferedSink):
+            return True
+        return self.analytics.prepare().wait(timeout)
 
     def analytics_stats(self) -> SinkStats | None:
         """The sink's counters (emitted, written, dropped, ...) if it keeps any."""

@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from consortia.server._openapi import openapi_document
 from consortia.server._stream import NotificationStream
 
 __all__ = ["Limits", "Service", "create_app"]
+
+log = logging.getLogger("consortia.server")
 
 T = TypeVar("T")
 _TXID = re.compile(r"[0-9a-f]{64}")
@@ -268,7 +271,8 @@ def create_app(platform: Platform, *, limits: Limits | None = None) -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        platform.prepare_analytics()
+        if not await asyncio.to_thread(platform.prepare_analytics):
+            log.warning("the misuse detector is still loading; serving meanwhile")
         yield
         service.begin_shutdown()
         await service.engine.close()

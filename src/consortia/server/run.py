@@ -104,9 +104,21 @@ class ServerConfig:
 class _Server(uvicorn.Server):
     """uvicorn's server with the platform's shutdown order and a clean exit on SIGTERM."""
 
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        service: Service,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.service = service
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start (the app's start-up included), then say so: only now are connections taken."""
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -192,14 +204,13 @@ def serve(
     """Serve until SIGTERM or Ctrl-C; 0 after a clean, complete shutdown.
 
     The caller opened ``platform`` and closes it afterwards. ``on_bound`` hears the URL once
-    the port is bound (with ``port=0`` that is the only way to learn it).
+    the server takes connections (with ``port=0`` that is the only way to learn the port).
     """
     sock = bind(config.host, config.port)
     try:
         uv, service = _uvicorn_config(platform, config)
-        server = _Server(uv, service)
-        if on_bound is not None:
-            on_bound(url_of(config, sock))
+        url = url_of(config, sock)
+        server = _Server(uv, service, None if on_bound is None else lambda: on_bound(url))
         server.run(sockets=[sock])
     finally:
         sock.close()
