@@ -54,6 +54,9 @@ def _no_constant(name: str) -> JSON:
     raise BadRequest(f"{name} is not valid JSON; send a finite number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
 def _nesting_depth(text: str) -> int:
     """Deepest bracket nesting outside strings, without recursion (cheap pre-check)."""
     depth = deepest = 0
@@ -88,10 +91,10 @@ def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
     # Nesting cannot exceed the number of opening brackets: count first, walk only if needed.
     if text.count("[") + text.count("{") > MAX_DEPTH and _nesting_depth(text) > MAX_DEPTH:
         raise BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
+    if text.startswith("\ufeff"):  # as json.loads, which this skips to reuse one decoder
+        raise BadRequest(f"{what} is not valid JSON: it starts with a byte order mark")
     try:
-        value: JSON = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-        )
+        value: JSON = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
     # UTF-8 cannot carry a lone surrogate, so one can only come from an escape (or from str
@@ -158,38 +161,37 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
     raise BadRequest(f"{what}: {type(value).__name__} is not a JSON value")
 
 
-def _plain(value: JSON) -> bool:
-    """Whether ``json.dumps`` already writes ``value`` exactly as RFC 8785 does.
-
-    It does for everything but floats (JCS formats numbers as ECMAScript does) and object
-    keys at or above U+E000 (JCS sorts keys by UTF-16 code units, Python by code points).
-    """
+def _has_float(value: JSON) -> bool:
+    """Whether ``value`` holds a float anywhere (JCS formats numbers as ECMAScript does)."""
     stack: list[JSON] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            for key, child in item.items():
-                if key and max(key) >= "\ue000":
-                    return False
-                stack.append(child)
+            stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, float):
-            return False
-    return True
+            return True
+    return False
+
+
+#: A character at or above U+E000: JCS sorts keys by UTF-16 code units, Python by code points,
+#: and the two orders differ only for keys holding such characters.
+_ABOVE_E000 = re.compile("[\ue000-\U0010ffff]")
 
 
 def canonical(value: JSON) -> bytes:
     """RFC 8785 (JCS) bytes of ``value``: the one encoding that is hashed or signed.
 
-    The pure-Python JCS encoder walks strings character by character; for values where the
-    standard library's encoder provably gives the same bytes (no floats, no keys that sort
-    differently in UTF-16) that encoder is used instead, about ten times faster.
+    The pure-Python JCS encoder walks strings character by character. The standard
+    library's encoder writes exactly the same bytes for everything but floats and for object
+    keys at or above U+E000, so it is used whenever the value holds no float and its output
+    no such character (one scan of the output, not one per key); about ten times faster.
     """
-    if _plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+    if not _has_float(value):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if _ABOVE_E000.search(text) is None:
+            return text.encode("utf-8")
     return rfc8785.dumps(value)
 
 

@@ -52,6 +52,9 @@ def test_canonical_handles_keys_that_sort_differently_in_utf16() -> None:
         ("{", "not valid JSON"),
         ('"\\ud800"', "surrogate"),
         ('{"\\udfff": 1}', "surrogate"),
+        ("\ufeff[1]", "byte order mark"),
+        ("\ufeff[1]".encode(), "byte order mark"),
+        ('[1] {"extra": 1}', "Extra data"),
     ],
 )
 def test_loads_strict_refuses(text: str | bytes, fragment: str) -> None:

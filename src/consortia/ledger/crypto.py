@@ -11,7 +11,6 @@ Storage never sees a record, a state value or an object name in the clear:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import struct
@@ -127,7 +126,7 @@ class Keyring:
     def name_hash(self, domain: str, name: str) -> bytes:
         """Keyed hash of ``name`` in ``domain`` (e.g. "key", "member", "nonce")."""
         message = domain.encode("utf-8") + b"\x00" + name.encode("utf-8")
-        return hmac.new(self.index_key, message, hashlib.sha256).digest()
+        return hmac.digest(self.index_key, message, "sha256")
 
     def to_bytes(self) -> bytes:
         """Serialized keyring, to be wrapped before it is stored."""
