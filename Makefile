@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test check lint typecheck layers bench bench-full clean
 
@@ -11,6 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/consortia demo
@@ -35,15 +40,16 @@ check: lint typecheck layers test
 # same group-commit workload with the analytics sink off and on, the misuse detector's false
 # alarms and detection delays on simulated traffic, then signed actions over
 # HTTPS against a real server (bench/http_load.py, figures also in bench/results/).
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m consortia.sandbox._bench --calls 2000
 	$(BIN)/python bench/receipts.py
 	$(BIN)/python bench/analytics_sink.py
 	$(BIN)/python bench/detector_eval.py --seeds 3 --normal-days 2
 	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/http_floor.py
 
 # The long HTTP run: 30 s scenarios, 10^6 objects in state, a 10-minute RSS soak (~25 min).
-bench-full: $(STAMP)
+bench-full: $(BENCH_STAMP)
 	$(BIN)/python bench/http_load.py --full --soak 600 --json bench/results/http_load_full.json
 
 clean:
