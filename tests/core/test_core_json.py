@@ -10,7 +10,15 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consortia._json import JSON, MAX_DEPTH, _nesting_depth, canonical, check_value, loads_strict
+from consortia._json import (
+    JSON,
+    MAX_DEPTH,
+    _nesting_depth,
+    canonical,
+    check_value,
+    copy_json,
+    loads_strict,
+)
 from consortia.errors import BadRequest, ConsortiaError
 
 _SAFE = 2**53 - 1
@@ -152,3 +160,25 @@ def test_loads_strict_decides_and_explains_exactly_as_the_full_walk(text: str, w
 def test_a_lone_surrogate_in_str_input_is_refused_without_an_escape() -> None:
     with pytest.raises(BadRequest, match="lone UTF-16 surrogate"):
         loads_strict('["\ud800"]')
+
+
+def containers(value: object) -> list[object]:
+    found: list[object] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            found.append(item)
+            stack.extend(item)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_copy_json_is_equal_and_shares_no_container(value: JSON) -> None:
+    copied = copy_json(value)
+    assert copied == value
+    assert not {id(c) for c in containers(copied)} & {id(c) for c in containers(value)}

@@ -8,12 +8,11 @@ error it drops the object, which is how "a failed request changes nothing" holds
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consortia._json import JSON, JSONObject, check_value
+from consortia._json import JSON, JSONObject, check_value, copy_json
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import (
     GOV_ACTIONS,
@@ -104,11 +103,11 @@ class Execution:
         key = check_key(key)
         staged = self.writes.get(key)
         if staged is not None:
-            return None if staged.deleted else copy.deepcopy(staged.value)
+            return None if staged.deleted else copy_json(staged.value)
         version = self.batch.latest(key)
         if version is None or version.deleted:
             return None
-        return copy.deepcopy(version.value)
+        return copy_json(version.value)
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` currently has a value."""
@@ -150,7 +149,7 @@ class Execution:
         except BadRequest as exc:
             raise ActionFailed(exc.message) from None
         self.writes.pop(key, None)  # re-insert so write order is last-write order
-        self.writes[key] = Write(key, copy.deepcopy(value), self._audience(visible_to))
+        self.writes[key] = Write(key, copy_json(value), self._audience(visible_to))
 
     def put_everyone(self, key: str, value: JSON) -> None:
         """Stage a governance write that every member, present and future, may read."""
@@ -189,7 +188,7 @@ class Execution:
         for member in sorted(set(members)):
             if not isinstance(member, str) or not self.constitution.is_active(member):
                 raise ActionFailed(f"notify names {member!r}, which is not an active member")
-            self.tell(member, "notice", copy.deepcopy(body))
+            self.tell(member, "notice", copy_json(body))
 
     def tell(
         self,
