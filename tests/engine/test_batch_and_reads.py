@@ -6,6 +6,9 @@ import pytest
 from conftest import World
 
 from consortia import Committed, ConsortiaError, Pending
+from consortia._json import JSONObject
+from consortia.engine import consortium
+from consortia.engine.consortium import GOV_MEMBERS
 from consortia.errors import Unavailable
 from consortia.identity.jwt import issue_token
 from consortia.ledger.store import CommitBatch
@@ -109,3 +112,62 @@ def test_reads_refuse_bad_keys_and_unknown_things(world: World) -> None:
     genesis = world.platform.store.tx_by_seqno("acme", 0)
     assert genesis is not None
     assert view.transaction(genesis.txid)["seqno"] == 0
+
+
+class CountingStore:
+    """Wraps a store and counts the latest-version lookups that reach it."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.lookups = 0
+
+    def latest_version(self, cid: str, name_hash: bytes) -> object:
+        self.lookups += 1
+        return self.inner.latest_version(cid, name_hash)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def add_customer(world: World) -> None:
+    pending = world.act("telco", "addMember", world.add_keys("customer").public_info())
+    assert isinstance(pending, Pending)
+    ballot: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
+    assert isinstance(world.act("vendor", "voteFor", ballot), Committed)
+
+
+def test_cached_versions_are_forgotten_by_the_commit_that_writes_them(world: World) -> None:
+    runtime = world.platform.runtime("acme")
+    key = GOV_MEMBERS + "customer"
+    assert runtime.latest(key) is None  # cached: no such key yet
+    counting = CountingStore(runtime.store)
+    runtime.store = counting  # type: ignore[assignment]
+    assert runtime.latest(key) is None and counting.lookups == 0  # served from the cache
+    add_customer(world)
+    version = runtime.latest(key)  # the commit dropped the cached "absent"
+    assert version is not None and isinstance(version.value, dict)
+    assert version.value["id"] == "customer"
+    assert counting.lookups == 1
+    assert runtime.latest(key) is version and counting.lookups == 1
+    # The cached value is shared, so what an action gets is a copy it may change freely.
+    assert world.platform.member_view("acme", "customer").constitution()["members"]
+
+
+def test_the_version_cache_is_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = world.platform.runtime("acme")
+    monkeypatch.setattr(consortium, "LATEST_CACHE_ENTRIES", 3)
+    for n in range(10):
+        runtime.latest(f"nothing/{n}")
+    assert [runtime.latest(f"nothing/{n}") for n in range(7, 10)] == [None] * 3
+    counting = CountingStore(runtime.store)
+    runtime.store = counting  # type: ignore[assignment]
+    runtime.latest("nothing/7")
+    assert counting.lookups == 0
+    runtime.latest("nothing/0")  # evicted long ago
+    assert counting.lookups == 1
+    # A version stored in more bytes than the limit is read from storage every time.
+    monkeypatch.setattr(consortium, "LATEST_CACHE_BLOB_BYTES", 0)
+    member = GOV_MEMBERS + "vendor"
+    runtime.forget_latest([member])
+    assert runtime.latest(member) is not None and runtime.latest(member) is not None
+    assert counting.lookups == 3

@@ -188,6 +188,7 @@ class Batch:
     def applied(self) -> None:
         """After a durable commit: move the batch's effects into the runtime."""
         runtime = self.runtime
+        runtime.forget_latest(self.overlay)
         runtime.next_seqno = self.next_seqno
         runtime.frontier = self.frontier
         runtime.constitution = self.constitution

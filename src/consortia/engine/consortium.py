@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
 from consortia.errors import ConsortiaError, NotFound
@@ -108,6 +110,15 @@ class StateVersion:
         return self.audience is None or member in self.audience
 
 
+#: Newest committed versions the runtime keeps decrypted and parsed, most recently used
+#: kept (a Telco action reads about ten objects; from storage each is a lookup, a decryption
+#: and a parse).
+LATEST_CACHE_ENTRIES: Final = 4096
+#: A version stored in more bytes than this is read from storage each time, so the cache
+#: holds at most about 64 MiB.
+LATEST_CACHE_BLOB_BYTES: Final = 16 * 1024
+
+
 class ConsortiumRuntime:
     """The sequencer's view of one consortium (not thread-safe: one sequence per consortium)."""
 
@@ -137,6 +148,8 @@ class ConsortiumRuntime:
         self.frontier = MerkleFrontier()
         #: The newest signed root whose signature was checked (receipts reuse it).
         self.signed_root: SignedRoot | None = None
+        # key -> newest committed version (None: no such key); see latest(), forget_latest().
+        self._latest: OrderedDict[str, StateVersion | None] = OrderedDict()
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -290,9 +303,27 @@ class ConsortiumRuntime:
             raise LedgerCorrupted("a stored key name is not UTF-8") from None
 
     def latest(self, key: str) -> StateVersion | None:
-        """Newest committed version of ``key``, whoever may see it."""
+        """Newest committed version of ``key``, whoever may see it.
+
+        Kept in a bounded cache that every applied batch clears of the keys it wrote
+        (:meth:`forget_latest`); its values are shared, so callers copy before changing one.
+        """
+        cache = self._latest
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
         row = self.store.latest_version(self.cid, self.name_hash(key))
-        return None if row is None else self._version(row)
+        found = None if row is None else self._version(row)
+        if row is None or len(row.blob) <= LATEST_CACHE_BLOB_BYTES:
+            cache[key] = found
+            if len(cache) > LATEST_CACHE_ENTRIES:
+                cache.popitem(last=False)
+        return found
+
+    def forget_latest(self, keys: Iterable[str]) -> None:
+        """Drop the cached versions of ``keys``: a batch that wrote them was just committed."""
+        for key in keys:
+            self._latest.pop(key, None)
 
     def versions(self, key: str) -> list[StateVersion]:
         """Every committed version of ``key``, oldest first."""
