@@ -1,9 +1,11 @@
 """Serving the app: uvicorn (httptools, uvloop), TLS, slow-client guards, graceful stop.
 
-Why uvicorn: measured here (README design notes) it serves a trivial POST within about 15 %
-of granian, and unlike granian it serves an app *object* in this process (granian's
-embedded mode is experimental), so the platform, the sequencers and the SSE hub live in one
-process that tests can start in a thread and stop for certain.
+Why uvicorn: granian serves a trivial Starlette POST over TLS about 1.5 times as fast here
+(``bench/http_floor.py``), but with this platform behind it the gain was 14 % (README,
+Performance): the platform's own Python dominates. uvicorn serves an app *object* in this
+process, on a socket bound beforehand (granian's embedded mode is experimental and binds its
+own), so the platform, the sequencers and the SSE hub live in one process that tests can
+start in a thread and stop for certain.
 
 SIGTERM (or Ctrl-C): stop accepting, end every notification stream, let in-flight requests
 finish (their commits included), drain each consortium's queue, close the platform, exit 0.
