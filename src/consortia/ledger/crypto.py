@@ -11,6 +11,7 @@ Storage never sees a record, a state value or an object name in the clear:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -74,6 +75,13 @@ class Keyring:
     secrets: dict[int, bytes]
     current: int
     _aead: dict[int, AESGCM] = field(default_factory=dict, repr=False, compare=False)
+    _index_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A keyed HMAC state that name_hash copies: hmac.digest sets OpenSSL's HMAC up from
+        # the key on every call, which costs more and contends between threads (4.6 us for
+        # one thread, 6.3 us each for four, against 3.3 us either way for a copy).
+        self._index_mac = hmac.new(self.index_key, digestmod=hashlib.sha256)
 
     def __repr__(self) -> str:
         return f"Keyring(secrets={sorted(self.secrets)}, current={self.current})"
@@ -125,8 +133,9 @@ class Keyring:
 
     def name_hash(self, domain: str, name: str) -> bytes:
         """Keyed hash of ``name`` in ``domain`` (e.g. "key", "member", "nonce")."""
-        message = domain.encode("utf-8") + b"\x00" + name.encode("utf-8")
-        return hmac.digest(self.index_key, message, "sha256")
+        mac = self._index_mac.copy()
+        mac.update(domain.encode("utf-8") + b"\x00" + name.encode("utf-8"))
+        return mac.digest()
 
     def to_bytes(self) -> bytes:
         """Serialized keyring, to be wrapped before it is stored."""
