@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeAlias
 
 import rfc8785
@@ -108,9 +108,8 @@ def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
     return value
 
 
-def _parsed_value_ok(value: JSON) -> bool:
-    """Whether a value just parsed from text of bounded depth, with no lone surrogates, is
-    within this platform's rules (safe integers, finite floats); builds no error paths."""
+def _scalars(value: JSON) -> Iterator[JSON]:
+    """Every scalar inside ``value`` (strings, numbers, booleans, nulls), without recursion."""
     stack: list[JSON] = [value]
     while stack:
         item = stack.pop()
@@ -118,7 +117,15 @@ def _parsed_value_ok(value: JSON) -> bool:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, int):
+        else:
+            yield item
+
+
+def _parsed_value_ok(value: JSON) -> bool:
+    """Whether a value just parsed from text of bounded depth, with no lone surrogates, is
+    within this platform's rules (safe integers, finite floats); builds no error paths."""
+    for item in _scalars(value):
+        if isinstance(item, int):
             if not -_SAFE_INT <= item <= _SAFE_INT:
                 return False
         elif isinstance(item, float) and not math.isfinite(item):
@@ -164,16 +171,7 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
 
 def _has_float(value: JSON) -> bool:
     """Whether ``value`` holds a float anywhere (JCS formats numbers as ECMAScript does)."""
-    stack: list[JSON] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float):
-            return True
-    return False
+    return any(isinstance(item, float) for item in _scalars(value))
 
 
 #: A character at or above U+E000: JCS sorts keys by UTF-16 code units, Python by code points,
