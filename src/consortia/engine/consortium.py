@@ -115,8 +115,8 @@ class StateVersion:
 #: and a parse).
 LATEST_CACHE_ENTRIES: Final = 4096
 #: A version stored in more bytes than this is read from storage each time, so the cache
-#: holds at most about 64 MiB.
-LATEST_CACHE_BLOB_BYTES: Final = 16 * 1024
+#: holds at most 16 MiB of stored values (a Telco object is a few hundred bytes).
+LATEST_CACHE_BLOB_BYTES: Final = 4 * 1024
 
 
 class ConsortiumRuntime:

@@ -237,7 +237,7 @@ class ServerThread:
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )
 
-    def start(self, timeout: float = 10.0) -> ServerThread:
+    def start(self, timeout: float = 30.0) -> ServerThread:
         """Start, and wait until the server accepts connections."""
         self.thread.start()
         ready = threading.Event()
