@@ -163,3 +163,20 @@ def device(did: str, supplier: str, services: list[str], part: str = "cpe-100") 
     """A device item of an order, with its supplier."""
     svc: list[JSON] = list(services)
     return {"id": did, "part": part, "supplier": supplier, "site": "HQ", "services": svc}
+
+
+def place_order(world: TelcoWorld) -> None:
+    """Project P1, then order PO1: services A and B at HQ; device A1 of vendorA serves A and
+    device B1 of vendorB serves B."""
+    start_project(world)
+    world.ok(
+        "telco",
+        "placeOrder",
+        {
+            "id": "PO1",
+            "projectId": "P1",
+            "sites": SITES,
+            "services": [service("A"), service("B")],
+            "devices": [device("A1", "vendorA", ["A"]), device("B1", "vendorB", ["B"])],
+        },
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from telco_world import SITES, TelcoWorld, device, service, start_project, telco_world
+from telco_world import SITES, TelcoWorld, device, place_order, service, telco_world
 
 from consortia import Committed, Pending
 from consortia.errors import ConsortiaError
@@ -13,18 +13,7 @@ from testkit import js
 
 
 def _order_with_assets(world: TelcoWorld) -> None:
-    start_project(world)
-    world.ok(
-        "telco",
-        "placeOrder",
-        {
-            "id": "PO1",
-            "projectId": "P1",
-            "sites": SITES,
-            "services": [service("A"), service("B")],
-            "devices": [device("A1", "vendorA", ["A"]), device("B1", "vendorB", ["B"])],
-        },
-    )
+    place_order(world)
     world.ok("telco", "createAsset", {"id": "AS-1", "productOrderId": "PO1", "device": "A1"})
     world.ok("telco", "createAsset", {"id": "AS-2", "productOrderId": "PO1", "device": "B1"})
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from telco_world import SITES, device, service, start_project, telco_world
+from telco_world import place_order, telco_world
 
 from consortia.cli import main
 from consortia.identity.keyfile import save_member_keys
@@ -22,18 +22,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 def test_reports_over_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with telco_world(tmp_path / "tep") as world:
-        start_project(world)
-        world.ok(
-            "telco",
-            "placeOrder",
-            {
-                "id": "PO1",
-                "projectId": "P1",
-                "sites": SITES,
-                "services": [service("A"), service("B")],
-                "devices": [device("A1", "vendorA", ["A"]), device("B1", "vendorB", ["B"])],
-            },
-        )
+        place_order(world)
         move = {"supplier": "vendorA", "part": "cpe-100", "productOrderId": "PO1"}
         world.ok("telco", "reserveStock", {**move, "quantity": 2})
         world.ok("telco", "createAsset", {"id": "AS-1", "productOrderId": "PO1", "device": "A1"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from telco_world import SITES, TelcoWorld, device, service, start_project, telco_world
+from telco_world import place_order, telco_world
 
 from consortia import MemberKeys
 from consortia._json import JSONObject
@@ -15,28 +15,13 @@ from consortia.governance.parse import parse_member
 from consortia.telco import TELCO_TEMPLATE, telco_constitution
 
 
-def _place(world: TelcoWorld) -> None:
-    start_project(world)
-    world.ok(
-        "telco",
-        "placeOrder",
-        {
-            "id": "PO1",
-            "projectId": "P1",
-            "sites": SITES,
-            "services": [service("A"), service("B")],
-            "devices": [device("A1", "vendorA", ["A"]), device("B1", "vendorB", ["B"])],
-        },
-    )
-
-
 def _step(member: str, dev: str, state: str) -> tuple[str, str, JSONObject]:
     return member, "updateDeviceOrder", {"productOrderId": "PO1", "device": dev, "state": state}
 
 
 def test_illegal_transitions_name_the_states_and_change_nothing(tmp_path: Path) -> None:
     with telco_world(tmp_path) as world:
-        _place(world)
+        place_order(world)
         member, action, params = _step("vendorA", "A1", "delivered")
         message = world.refused(member, action, params)
         assert message == (
@@ -68,7 +53,7 @@ def test_illegal_transitions_name_the_states_and_change_nothing(tmp_path: Path) 
 
 def test_cancel_before_shipping_cancels_and_after_delivery_recovers(tmp_path: Path) -> None:
     with telco_world(tmp_path) as world:
-        _place(world)
+        place_order(world)
         for state in ("inProgress", "shipped", "delivered"):
             member, action, params = _step("vendorA", "A1", state)
             world.ok(member, action, params)
@@ -101,7 +86,7 @@ def test_cancel_before_shipping_cancels_and_after_delivery_recovers(tmp_path: Pa
 
 def test_stock_movements_stay_balanced_and_per_supplier(tmp_path: Path) -> None:
     with telco_world(tmp_path) as world:
-        _place(world)
+        place_order(world)
         ref = {"supplier": "vendorA", "part": "cpe-100", "productOrderId": "PO1"}
         world.ok("vendorA", "reserveStock", {**ref, "quantity": 2})
         world.ok("vendorA", "releaseStock", {**ref, "quantity": 3})
@@ -140,7 +125,7 @@ def test_template_needs_roles_and_gives_the_seller_a_veto() -> None:
 
 def test_device_status_is_answered_to_those_who_may_know(tmp_path: Path) -> None:
     with telco_world(tmp_path) as world:
-        _place(world)
+        place_order(world)
         world.ok("telco", "createAsset", {"id": "AS-1", "productOrderId": "PO1", "device": "A1"})
         ask = {"productOrderId": "PO1", "device": "A1"}
         full = world.ok("vendorA", "getDeviceStatus", ask)
