@@ -55,7 +55,41 @@ def _no_constant(name: str) -> JSON:
     raise BadRequest(f"{name} is not valid JSON; send a finite number")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+class _HugeInteger:
+    """An integer literal too long to be exact in IEEE-754, kept unconverted until the check.
+
+    Python refuses to convert integer text over 4,300 digits (a ``ValueError`` from inside the
+    decoder, with no path), and anything over 16 digits is outside the safe range anyway; so
+    the decoder keeps its length and :func:`check_value` refuses it with the path.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+#: Longest integer literal converted at parse: 16 digits covers every safe integer.
+_MAX_INT_DIGITS = 16
+
+
+def _parse_int(text: str) -> JSON:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        return _HugeInteger(digits)  # type: ignore[return-value]  # refused by check_value
+    return int(text)
+
+
+def _describe_int(value: int) -> str:
+    """An integer for a message: its digits when short, its size otherwise (``str`` of a
+    huge integer is slow, and over 4,300 digits it raises)."""
+    bits = value.bit_length()
+    return str(value) if bits <= 64 else f"of about {int(bits * 0.30103) + 1} digits"
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_int=_parse_int
+)
 
 
 def _nesting_depth(text: str) -> int:
@@ -98,6 +132,9 @@ def loads_strict(data: bytes | str, *, what: str = "JSON") -> JSON:
         value: JSON = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except (ValueError, RecursionError):
+        # Whatever else the decoder refuses is refused here, never deeper in a batch.
+        raise BadRequest(f"{what} is not valid JSON as this platform reads it") from None
     # UTF-8 cannot carry a lone surrogate, so one can only come from an escape (or from str
     # input). Without either, the quick walk decides; the full one names what was wrong.
     suspect = _SURROGATE_ESCAPE.search(text) is not None or (
@@ -125,6 +162,8 @@ def _parsed_value_ok(value: JSON) -> bool:
     """Whether a value just parsed from text of bounded depth, with no lone surrogates, is
     within this platform's rules (safe integers, finite floats); builds no error paths."""
     for item in _scalars(value):
+        if isinstance(item, _HugeInteger):
+            return False
         if isinstance(item, int):
             if not -_SAFE_INT <= item <= _SAFE_INT:
                 return False
@@ -148,8 +187,16 @@ def check_value(value: object, *, what: str = "value", depth: int = 0) -> JSON:
         return value
     if isinstance(value, int):
         if not -_SAFE_INT <= value <= _SAFE_INT:
-            raise BadRequest(f"{what}: integer {value} is outside ±(2**53-1)")
+            raise BadRequest(
+                f"{what}: integer {_describe_int(value)} is outside ±(2**53-1); "
+                "send large numbers as strings"
+            )
         return value
+    if isinstance(value, _HugeInteger):
+        raise BadRequest(
+            f"{what}: an integer of {value.digits} digits is outside ±(2**53-1) (RFC 7493); "
+            "send large numbers as strings"
+        )
     if isinstance(value, float):
         if not math.isfinite(value):
             raise BadRequest(f"{what}: {value} is not a finite number")

@@ -75,6 +75,19 @@ Random = Callable[[int], bytes]
 AlertListener = Callable[[str], None]
 
 
+class _RequestFault(Exception):
+    """One request of a batch failed unexpectedly; the batch is retried without it."""
+
+    def __init__(self, index: int, error: ConsortiaError) -> None:
+        super().__init__(index)
+        self.index = index
+        self.error = error
+
+
+class _CommitFault(Exception):
+    """The commit of a batch failed unexpectedly: the culprit is not known."""
+
+
 def _wall_clock() -> int:
     return int(time.time())
 
@@ -349,35 +362,116 @@ class Platform:
     ) -> list[Outcome | ConsortiaError]:
         """Run requests in order and commit them together (group commit).
 
-        Each answer is an outcome or the error that refused that request; when the commit
-        itself fails, every request that would have changed something answers
+        Each answer is an outcome or the error that refused that request; when storage
+        refuses the commit, every request that would have changed something answers
         ``unavailable`` and may be retried with the same nonce.
+
+        One request cannot fail the others: an unexpected failure while one request is
+        processed (a bug, or input no check foresaw) answers that request ``unavailable``
+        and the batch is run again without it. An unexpected failure while the batch
+        commits cannot be traced to one request, so the batch is then committed one
+        request at a time, and only the request that fails alone is refused.
         """
         runtime = self.runtime(cid)
         if self._alerts.waiting(cid):
             self.apply_alerts(cid)
+        failed: dict[int, ConsortiaError] = {}
+        while True:
+            try:
+                return self._attempt(runtime, bodies, failed)
+            except _RequestFault as fault:
+                failed[fault.index] = fault.error
+            except _CommitFault:
+                if len(bodies) - len(failed) <= 1:
+                    return self._attempt(runtime, bodies, failed, commit_fault_fails=True)
+                return self._one_at_a_time(runtime, bodies, failed)
+
+    def _one_at_a_time(
+        self,
+        runtime: ConsortiumRuntime,
+        bodies: Sequence[str | bytes],
+        failed: Mapping[int, ConsortiaError],
+    ) -> list[Outcome | ConsortiaError]:
+        """Commit each request in a batch of its own (after a commit fault), in order."""
+        answers: list[Outcome | ConsortiaError] = []
+        for index, body in enumerate(bodies):
+            earlier = failed.get(index)
+            if earlier is not None:
+                answers.append(earlier)
+                continue
+            alone: dict[int, ConsortiaError] = {}
+            try:
+                (answer,) = self._attempt(runtime, [body], alone, commit_fault_fails=True)
+            except _RequestFault as fault:
+                answer = fault.error
+            answers.append(answer)
+        return answers
+
+    def _attempt(
+        self,
+        runtime: ConsortiumRuntime,
+        bodies: Sequence[str | bytes],
+        failed: Mapping[int, ConsortiaError],
+        *,
+        commit_fault_fails: bool = False,
+    ) -> list[Outcome | ConsortiaError]:
+        """One try at a batch, skipping the requests in ``failed`` (answered as given).
+
+        Raises :class:`_RequestFault` naming the request that failed unexpectedly, or
+        :class:`_CommitFault` when the commit did (unless ``commit_fault_fails``: then every
+        request that would have changed something answers ``unavailable``). Nothing reaches
+        the runtime before the commit is durable, so a try that raised leaves no trace.
+        """
         hook = self._hook
         batch = Batch(runtime)
         now = self.clock()
         answers: list[Outcome | ConsortiaError] = []
         traces: list[RequestTrace] = []
         try:
-            for body in bodies:
+            for index, body in enumerate(bodies):
                 if hook is not None:
                     trace = self.pipeline.trace = RequestTrace(time.perf_counter())
                     traces.append(trace)
+                earlier = failed.get(index)
+                if earlier is not None:
+                    answers.append(earlier)
+                    continue
                 try:
                     answers.append(self.pipeline.process(runtime, batch, body, now))
                 except ConsortiaError as exc:
                     answers.append(exc)
+                except Exception as exc:  # noqa: BLE001 - fails this request only
+                    raise _RequestFault(
+                        index, self._internal_error(runtime.cid, body, exc)
+                    ) from None
         finally:
             self.pipeline.trace = None
         try:
             committed = self._commit(runtime, batch, now)
         except Unavailable as exc:
-            # Nothing reached the runtime: the batch is simply dropped.
+            # Storage refused: nothing reached the runtime, the batch is simply dropped.
             answers = [
                 Unavailable(exc.message, txid=a.txid) if not isinstance(a, ConsortiaError) else a
+                for a in answers
+            ]
+            committed = False
+        except Exception as exc:  # isolated by the caller
+            log.error(
+                "group commit of %s failed unexpectedly (%s); %s",
+                runtime.cid,
+                type(exc).__name__,
+                "refusing its requests" if commit_fault_fails else "committing one at a time",
+            )
+            log.debug("group commit failure", exc_info=True)
+            if not commit_fault_fails:
+                raise _CommitFault from None
+            answers = [
+                a
+                if isinstance(a, ConsortiaError)
+                else Unavailable(
+                    "the platform could not commit this request; retry with the same request",
+                    txid=a.txid,
+                )
                 for a in answers
             ]
             committed = False
@@ -385,6 +479,28 @@ class Platform:
             decided = [p for p in batch.proposals.values() if not p.is_open] if committed else []
             hook.executed(runtime, traces, answers, decided)
         return answers
+
+    def _internal_error(self, cid: str, body: str | bytes, exc: Exception) -> ConsortiaError:
+        """The answer to a request that failed unexpectedly; logs its type, never its text
+        or traceback at the default level (either could carry request data)."""
+        log.error(
+            "a request to %s failed unexpectedly (%s); it alone is refused, the rest of its "
+            "batch goes on",
+            cid,
+            type(exc).__name__,
+        )
+        log.debug("request failure", exc_info=exc)
+        txid: str | None
+        try:
+            txid = unwrap_body(body, self.service.encryption).txid
+        except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
+            txid = None
+        return Unavailable(
+            "the platform could not process this request (an internal error); it changed "
+            "nothing. Retrying the same request will likely fail the same way: report it "
+            "to the operator",
+            txid=txid,
+        )
 
     def _commit(self, runtime: ConsortiumRuntime, batch: Batch, now: int) -> bool:
         """Step 6: commit ``batch`` durably, then apply it; False if it holds nothing.
