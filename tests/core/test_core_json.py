@@ -63,6 +63,10 @@ def test_canonical_handles_keys_that_sort_differently_in_utf16() -> None:
         ("\ufeff[1]", "byte order mark"),
         ("\ufeff[1]".encode(), "byte order mark"),
         ('[1] {"extra": 1}', "Extra data"),
+        # Past 4,300 digits Python's int() raises inside the decoder; refused first, with a path.
+        ('{"p":[0,' + "9" * 5000 + "]}", "JSON.p[1]: an integer of 5000 digits"),
+        ('{"iat":-' + "1" * 4301 + "}", "JSON.iat: an integer of 4301 digits"),
+        ("12345678901234567", "17 digits"),
     ],
 )
 def test_loads_strict_refuses(text: str | bytes, fragment: str) -> None:
