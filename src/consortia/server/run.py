@@ -13,7 +13,6 @@ finish (their commits included), drain each consortium's queue, close the platfo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -27,68 +26,21 @@ from types import FrameType
 from typing import Final
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from consortia.engine import Platform
+from consortia.server._connection import HEADER_TIMEOUT, GuardedHttpTools
 from consortia.server.app import Limits, Service, create_app
 
 __all__ = ["HEADER_TIMEOUT", "ServerConfig", "ServerThread", "bind", "serve", "url_of"]
 
 log = logging.getLogger("consortia.server")
 
-#: Seconds a client has to send a request's line and headers (slowloris guard).
-HEADER_TIMEOUT: Final = 10.0
 #: Seconds an idle keep-alive connection stays open.
 KEEPALIVE_TIMEOUT: Final = 5
 #: Seconds in-flight requests get at shutdown before they are cancelled.
 GRACEFUL_TIMEOUT: Final = 20
 #: Most connections served at once; past it new ones get 503 (SSE streams have own caps).
 MAX_CONNECTIONS: Final = 10_000
-
-
-class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus a deadline for the request line and headers.
-
-    uvicorn bounds idle keep-alive connections but not a client that sends its headers a
-    byte at a time; without this, a few hundred such clients would hold every connection.
-    """
-
-    _header_timer: asyncio.TimerHandle | None = None
-
-    def _arm(self) -> None:
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _too_slow(self) -> None:
-        self._header_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the header deadline as soon as the connection exists."""
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes of a new request re-arm the deadline until its headers are complete."""
-        if self.cycle is None or self.cycle.response_complete:
-            self._arm()
-        super().data_received(data)
-
-    def on_headers_complete(self) -> None:
-        """Headers in time: the body has its own deadline in the app."""
-        self._disarm()
-        super().on_headers_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Drop the timer with the connection."""
-        self._disarm()
-        super().connection_lost(exc)
 
 
 @dataclass
