@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import World
 
-from consortia import Committed, MemberKeys, Pending, open_notification, sign_key_proof
+from consortia import (
+    Committed,
+    ConsortiaError,
+    MemberKeys,
+    Pending,
+    open_notification,
+    sign_key_proof,
+)
 from consortia._json import JSONObject
 from consortia.identity.jws import sign_compact
 from consortia.identity.keys import EncryptionKey, SigningKey
@@ -154,3 +162,33 @@ def test_update_permissions_validity_window(world: World) -> None:
         else:
             error = world.refused("permission_denied", body)
             assert str(start) in error.message and str(end) in error.message
+
+
+def test_an_operator_nonce_serves_one_creation_only(world: World) -> None:
+    """Operator nonces are platform-wide: each consortium's own nonce table is keyed by a
+    ledger secret the new consortium has not got yet, so it cannot catch a reuse."""
+    from consortia.protocol import sign_creation
+
+    members = [world.keys[m].public_info() for m in ("telco", "vendor")]
+
+    def creation(cid: str) -> str:
+        return sign_creation(
+            world.operator,
+            consortium=cid,
+            name=cid,
+            members=members,
+            now=world.clock.now,
+            nonce="operator-nonce-0001",
+        )
+
+    first = creation("beta")
+    created = world.platform.create_consortium(first)
+    assert world.platform.create_consortium(first) == created  # a retry: the same answer
+    with pytest.raises(ConsortiaError) as caught:
+        world.platform.create_consortium(creation("gamma"))
+    assert caught.value.code == "replay" and created.txid in caught.value.message
+    assert "gamma" not in world.platform.consortia()
+    world.reopen()  # the used nonce is durable
+    with pytest.raises(ConsortiaError) as caught:
+        world.platform.create_consortium(creation("delta"))
+    assert caught.value.code == "replay"

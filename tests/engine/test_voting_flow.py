@@ -41,6 +41,12 @@ def test_add_member_approved_under_two_of_three_with_veto(world: World) -> None:
     pending = world.act("telco", "addMember", customer.public_info(), txref="crm-42")
     assert isinstance(pending, Pending)
     assert "vote_request" in world.kinds("vendor") and "vote_request" in world.kinds("installer")
+    # The txref is the requester's own correlation id: voters see the proposal without it.
+    assert js(world.platform.member_view("acme", "telco").proposals())[0]["txref"] == "crm-42"
+    for voter in ("vendor", "installer"):
+        view = world.platform.member_view("acme", voter)
+        assert js(view.proposals())[0]["txref"] is None
+        assert js(view.proposal(pending.proposal))["txref"] is None
     # Not a member yet: the customer cannot act.
     world.refused(
         "unknown_member", world.sign("customer", "voteFor", {"proposal": "x", "ballot": "approve"})

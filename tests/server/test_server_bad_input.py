@@ -74,6 +74,9 @@ def test_body_limits_types_encoding_nesting_and_fields(tmp_path: Path) -> None:
         assert _code(s.read("telco", "object", key="k", color="red")) == "bad_request"
         assert _code(s.read("telco", "object")) == "bad_request"
         assert _code(s.read("telco", "notifications", after="-1")) == "bad_request"
+        for limit in ("0", "1001", "-1", "x", "9" * 30):
+            assert _code(s.read("telco", "notifications", limit=limit)) == "bad_request"
+        assert s.read("telco", "notifications", limit="1").status_code == 200
         assert s.http.get("/nowhere").status_code == 404
         assert _code(s.http.delete("/v1/service")) == "bad_request"
         assert _code(s.http.get("/v1/consortia/acme/constitution")) == "bad_signature"

@@ -7,6 +7,8 @@ commits them in one storage transaction (group commit), answering only once it i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import time
@@ -46,6 +48,7 @@ from consortia.errors import (
     BadSignature,
     ConsortiaError,
     NotFound,
+    Replay,
     StaleRequest,
     Unavailable,
 )
@@ -249,6 +252,22 @@ class Platform:
             return
         raise BadSignature("the request is not signed by an operator key this platform trusts")
 
+    def _operator_nonce(self, nonce: str, txid: str) -> str:
+        """The meta entry of an operator nonce; ``replay`` if another request used it.
+
+        Operator nonces are platform-wide: each consortium's own nonces are keyed by its
+        ledger secret, which a consortium being created does not have yet.
+        """
+        digest = hmac.new(self._node_key, b"operator-nonce\x00" + nonce.encode(), hashlib.sha256)
+        name = "operator-nonce/" + digest.hexdigest()
+        used_by = self.store.meta_get(name)
+        if used_by is not None and used_by != txid.encode():
+            raise Replay(
+                f"operator nonce already used by creation request {used_by.decode()}; sign "
+                "each creation request with a fresh nonce"
+            )
+        return name
+
     def _create(self, jws: ParsedJWS, txid: str) -> Created:
         request = parse_operator_request(jws)
         self._verify_operator(jws)
@@ -261,6 +280,7 @@ class Platform:
         now = self.clock()
         if abs(now - request.iat) > IAT_WINDOW:
             raise StaleRequest(f"iat {request.iat} is more than {IAT_WINDOW} s from now ({now})")
+        nonce_name = self._operator_nonce(request.nonce, txid)
         template = self.templates.get(request.template)
         if template is None:
             raise BadRequest(
@@ -341,6 +361,8 @@ class Platform:
         issued = issue_shares(batch, self.service, force=True)
         if issued is not None:
             issued.store_record()
+        # Before the commit: a crash in between burns the nonce for this very request only.
+        self.store.meta_put(nonce_name, txid.encode())
         self.store.commit(cid, batch.finish(now=now))
         batch.applied()
         if issued is not None:

@@ -95,7 +95,7 @@ class MemberView:
         if status != "open":
             raise BadRequest("only status=open can be listed; fetch others by id")
         return [
-            p.to_json()
+            p.shown_to(self.member)
             for p in sorted(self._runtime.proposals.values(), key=lambda p: (p.created_at, p.id))
             if p.visible_to_member(self.member)
         ]
@@ -106,7 +106,7 @@ class MemberView:
         found = self._runtime.proposal(pid)
         if found is None or not found.visible_to_member(self.member):
             raise NotFound(f"no proposal {pid!r} that member {self.member!r} may see")
-        return found.to_json()
+        return found.shown_to(self.member)
 
     @_observed("transaction", "txid")
     def transaction(self, txid: str) -> JSONObject:

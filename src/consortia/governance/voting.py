@@ -209,6 +209,14 @@ class Proposal:
             "error": self.error,
         }
 
+    def shown_to(self, member: str) -> JSONObject:
+        """The proposal as ``member`` reads it: the requester's ``txref`` is its own private
+        correlation id, so any other reader sees ``null`` (as in notices to others)."""
+        doc = self.to_json()
+        if member != self.requester:
+            doc["txref"] = None
+        return doc
+
     def to_stored(self) -> JSONObject:
         """Everything needed to resume the request, for storage (encrypted)."""
         doc = self.to_json()

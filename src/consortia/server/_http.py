@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from consortia.engine.request import MAX_BODY_BYTES
+from consortia.engine.views import MAX_PAGE
 from consortia.errors import (
     HTTP_STATUS,
     BadRequest,
@@ -38,6 +39,7 @@ __all__ = [
     "endpoint",
     "error_response",
     "json_response",
+    "limit_param",
     "query",
     "read_jose_body",
 ]
@@ -162,6 +164,15 @@ def after_param(value: str | None) -> int:
         return 0
     if not value.isdigit() or len(value) > 18:
         raise BadRequest(f"'after' must be a non-negative integer notification id, not {value!r}")
+    return int(value)
+
+
+def limit_param(value: str | None) -> int:
+    """The ``limit`` of a notifications page: 1 to :data:`MAX_PAGE` (that many when absent)."""
+    if value is None:
+        return MAX_PAGE
+    if not value.isdigit() or len(value) > 6 or not 1 <= int(value) <= MAX_PAGE:
+        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}, not {value[:20]!r}")
     return int(value)
 
 

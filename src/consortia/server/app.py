@@ -35,6 +35,7 @@ from consortia.server._http import (
     endpoint,
     error_response,
     json_response,
+    limit_param,
     query,
     read_jose_body,
 )
@@ -209,7 +210,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         wants_stream = "text/event-stream" in request.headers.get("accept", "")
         if not wants_stream:
             after = after_param(params.get("after"))
-            limit = after_param(params.get("limit")) or 1000
+            limit = limit_param(params.get("limit"))
             page: list[dict[str, JSON]] = await service.read(
                 request, lambda v: v.notifications(after=after, limit=limit)
             )
