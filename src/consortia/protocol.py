@@ -22,6 +22,7 @@ __all__ = [
     "sign_action",
     "sign_creation",
     "sign_key_proof",
+    "sign_operator_token",
 ]
 
 ACTION_TYP = "consortia-action"
@@ -92,3 +93,20 @@ def open_notification(data: JSONObject, keys: MemberKeys, service_key: PublicEnc
     if not isinstance(sealed, str):
         raise BadRequest("notification has no sealed body")
     return loads_strict(open_box(sealed, keys.encryption, service_key), what="notification body")
+
+
+def sign_operator_token(
+    operator: SigningKey, *, audience: str, now: int, lifetime: int = 300
+) -> str:
+    """A bearer JWT by the operator key (``kid`` and ``iss`` "operator") for ``audience``,
+    e.g. ``metrics`` for ``GET /metrics``; valid ``lifetime`` s from ``now`` (at most 600)."""
+    if not 0 < lifetime <= 600:
+        raise BadRequest(f"an operator token lives 1-600 s, not {lifetime}")
+    claims: JSONObject = {
+        "iss": "operator",
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_hex(16),
+    }
+    return sign_compact(canonical(claims), operator, kid="operator", typ="JWT")

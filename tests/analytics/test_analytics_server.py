@@ -15,6 +15,7 @@ from consortia.analytics import Alert
 from consortia.analytics.embedded import LazyDetector
 from consortia.analytics.sink import BufferedSink
 from consortia.identity.jwt import issue_token
+from consortia.protocol import sign_operator_token
 from consortia.server.run import ServerConfig, ServerThread
 
 JOSE = {"content-type": "application/jose"}
@@ -45,6 +46,12 @@ class Served:
         assert answer.status_code == 200, answer.text
         found: list[dict[str, object]] = answer.json()
         return found
+
+    def metrics(self) -> str:
+        token = sign_operator_token(self.operator, audience="metrics", now=int(time.time()))
+        answer = self.http.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return answer.text
 
     def close(self) -> None:
         self.http.close()
@@ -79,11 +86,11 @@ def test_metrics_show_events_emitted_written_and_dropped(served: Served) -> None
     assert stats is not None
 
     def written() -> bool:
-        text = served.http.get("/metrics").text
+        text = served.metrics()
         return _metric(text, 'consortia_analytics_events_total{state="written"}') >= 2
 
     wait_for(written)
-    text = served.http.get("/metrics").text
+    text = served.metrics()
     assert _metric(text, 'consortia_analytics_events_total{state="emitted"}') >= 2
     assert _metric(text, 'consortia_analytics_events_total{state="dropped"}') == 0
     assert _metric(text, "consortia_analytics_queued") >= 0

@@ -14,6 +14,7 @@ import httpx
 from consortia import MemberKeys, Platform, SigningKey, sign_action, sign_creation
 from consortia._json import JSONObject
 from consortia.identity.jwt import issue_token
+from consortia.protocol import sign_operator_token
 from consortia.server import Limits
 from consortia.server.run import ServerConfig, ServerThread
 
@@ -65,6 +66,10 @@ class Served:
         return self.http.get(
             f"/v1/consortia/{self.cid}/{tail}", params=params, headers=self.auth(member)
         )
+
+    def metrics(self) -> httpx.Response:
+        token = sign_operator_token(self.operator, audience="metrics", now=int(time.time()))
+        return self.http.get("/metrics", headers={"authorization": f"Bearer {token}"})
 
     def create(self, members: tuple[str, ...] = FOUNDERS) -> None:
         for m in members:

@@ -22,6 +22,7 @@ from consortia.identity.keyfile import (
 )
 from consortia.identity.keys import SigningKey, VerifyKey
 from consortia.server import Limits
+from consortia.server.app import Exposure
 from consortia.server.run import ServerConfig, serve
 from consortia.server.tls import certificate_fingerprint, ensure_self_signed
 from consortia.telco import TELCO_TEMPLATE
@@ -95,7 +96,8 @@ def serve_command(args: argparse.Namespace) -> int:
         limits=Limits(
             streams_per_member=args.max_streams_per_member, streams_total=args.max_streams
         ),
-        access_log=not args.no_access_log,
+        exposure=Exposure(metrics_names=args.metrics_names, metrics_local=args.metrics_local),
+        access_log=args.access_log,
         log_level=args.log_level,
     )
     platform = Platform.open(
@@ -126,7 +128,26 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve_p.add_argument(
         "--max-streams-per-member", type=int, default=8, help="open SSE streams per member"
     )
-    serve_p.add_argument("--no-access-log", action="store_true", help="no line per request")
+    serve_p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="a line per request: method, path without its query, status (default: off)",
+    )
+    serve_p.add_argument(
+        "--no-access-log", action="store_true", help=argparse.SUPPRESS
+    )  # the old default's opt-out; off is now the default
+    serve_p.add_argument(
+        "--metrics-names",
+        action="store_true",
+        help="let /metrics labels name consortia and actions (default: opaque lane numbers, "
+        "no action names)",
+    )
+    serve_p.add_argument(
+        "--metrics-local",
+        action="store_true",
+        help="let /metrics answer unauthenticated clients on a loopback address, for a local "
+        "Prometheus agent (default: an operator-signed bearer token with aud 'metrics')",
+    )
     serve_p.add_argument(
         "--no-analytics",
         action="store_true",

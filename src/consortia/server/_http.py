@@ -147,11 +147,11 @@ def query(request: Request, allowed: Collection[str]) -> dict[str, str]:
     return params
 
 
-def bearer(request: Request) -> str:
-    """The bearer token of a member-authenticated read (PROTOCOL.md section 4)."""
+def bearer(request: Request, *, who: str = "a member") -> str:
+    """The bearer token of an authenticated read (PROTOCOL.md section 4)."""
     header = request.headers.get("authorization")
     if header is None:
-        raise BadSignature("this read needs 'Authorization: Bearer <JWT>' signed by a member's key")
+        raise BadSignature(f"this read needs 'Authorization: Bearer <JWT>' signed by {who}'s key")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise BadSignature("the Authorization header must be 'Bearer <JWT>'")

@@ -101,6 +101,14 @@ class StreamHub:
                 if newest > waiter.last_id:
                     waiter.wake.set()
 
+    def end(self, cid: str, members: list[str]) -> None:
+        """Wake every stream of ``members`` (removed or suspended): its next read is refused,
+        so it ends with an ``error`` event and nothing committed later reaches it."""
+        streams = self._streams.get(cid, {})
+        for member in members:
+            for waiter in streams.get(member, ()):
+                waiter.wake.set()
+
     def wake_all(self) -> None:
         """Wake every stream (at shutdown, so each one sees the server is closing)."""
         for members in self._streams.values():
@@ -133,13 +141,16 @@ class Engine:
             try:
                 with self.lock(cid):
                     self.platform.apply_alerts(cid)
-                    counters = self.platform.newest_notification_ids(cid, self.hub.members(cid))
+                    watched = self.hub.members(cid)
+                    counters = self.platform.newest_notification_ids(cid, watched)
+                    ended = self.platform.inactive_members(cid, watched)
             except Exception as exc:  # noqa: BLE001 - logged; the lane goes on
                 log.error("misuse alerts of %s not committed: %s", cid, type(exc).__name__)
                 return
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(self.hub.wake, cid, counters)
+                loop.call_soon_threadsafe(self.hub.end, cid, ended)
 
         with contextlib.suppress(RuntimeError):  # the pool is shut down: the server stops
             self.pool.submit(work)
@@ -193,7 +204,7 @@ class Lane:
         self._queue = asyncio.Queue()
         # The gauge's child for this consortium, looked up once (a labels() call per request
         # showed in the profile).
-        self._depth = engine.metrics.queue_depth.labels(cid)
+        self._depth = engine.metrics.queue_depth.labels(engine.metrics.consortium_label(cid))
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"consortia-lane-{cid}"
         )
@@ -229,7 +240,7 @@ class Lane:
                 items.append(queue.get_nowait())
             self._depth.set(queue.qsize())
             try:
-                answers, counters = await self._commit([body for body, _ in items])
+                answers, counters, ended = await self._commit([body for body, _ in items])
             finally:
                 for _ in items:
                     queue.task_done()
@@ -237,30 +248,32 @@ class Lane:
                 if not future.done():
                     future.set_result(answer)
             self.engine.hub.wake(self.cid, counters)
+            self.engine.hub.end(self.cid, ended)
 
     async def _commit(
         self, bodies: list[bytes]
-    ) -> tuple[list[Outcome | ConsortiaError], dict[str, int]]:
+    ) -> tuple[list[Outcome | ConsortiaError], dict[str, int], list[str]]:
         engine = self.engine
         cid = self.cid
 
-        def work() -> tuple[list[Outcome | ConsortiaError], dict[str, int]]:
+        def work() -> tuple[list[Outcome | ConsortiaError], dict[str, int], list[str]]:
             started = time.perf_counter()
             answers = engine.platform.execute_batch(cid, bodies)
             engine.metrics.commit_seconds.observe(time.perf_counter() - started)
             engine.metrics.batch_size.observe(len(bodies))
             # Read under the same lock, right after the commit: which watched queues grew.
-            counters = engine.platform.newest_notification_ids(cid, engine.hub.members(cid))
-            return answers, counters
+            watched = engine.hub.members(cid)
+            counters = engine.platform.newest_notification_ids(cid, watched)
+            return answers, counters, engine.platform.inactive_members(cid, watched)
 
         try:
             return await engine.call(cid, work)
         except ConsortiaError as exc:
-            return [exc] * len(bodies), {}
+            return [exc] * len(bodies), {}, []
         except Exception as exc:
             # One bad batch must not stop the lane. Log the type only: a message or a
             # traceback could carry request data.
             log.error("group commit of %s failed unexpectedly: %s", cid, type(exc).__name__)
             log.debug("group commit failure", exc_info=True)
             failed = Unavailable("the platform could not commit; retry with the same request")
-            return [failed] * len(bodies), {}
+            return [failed] * len(bodies), {}, []

@@ -1,8 +1,12 @@
 """Prometheus metrics of the service, in one registry per app (so tests can run several).
 
-Labels are bounded: ``action`` is named only for requests that authenticated and reached an
-existing action (anything else is ``-``), so a stranger cannot grow the label set; the
-consortium label names only consortia that exist.
+``/metrics`` answers the operator only (docs/protocol-notes.md). Even so its labels name no
+consortium and no action unless the operator opts in (``consortia serve --metrics-names``):
+a consortium's id and its constitution's action names, with their volumes, are the
+consortium's business. Without names, queue depth is labelled by an opaque lane number.
+With names, labels stay bounded: ``action`` is named only for requests that authenticated
+and reached an existing action (anything else is ``-``), and the consortium label names only
+consortia that exist.
 """
 
 from __future__ import annotations
@@ -67,7 +71,12 @@ class _AnalyticsCollector:
 class Metrics:
     """The counters, histograms and gauges ``/metrics`` exposes."""
 
-    def __init__(self, *, analytics: Callable[[], SinkStats | None] | None = None) -> None:
+    def __init__(
+        self, *, analytics: Callable[[], SinkStats | None] | None = None, names: bool = False
+    ) -> None:
+        #: Whether labels may carry consortium ids and action names (the operator's opt-in).
+        self.names = names
+        self._lanes: dict[str, str] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         if analytics is not None:
             self.registry.register(_AnalyticsCollector(analytics))
@@ -109,8 +118,15 @@ class Metrics:
 
     def action(self, action: str | None, outcome: str) -> None:
         """Count one executeAction answer."""
-        label = action if action is not None and outcome in NAMED_OUTCOMES else "-"
+        named = self.names and action is not None and outcome in NAMED_OUTCOMES
+        label = action if named and action is not None else "-"
         self.actions.labels(label[:64], outcome).inc()
+
+    def consortium_label(self, cid: str) -> str:
+        """The consortium label: its id if names are on, else a lane number (by first use)."""
+        if self.names:
+            return cid
+        return self._lanes.setdefault(cid, f"lane-{len(self._lanes) + 1}")
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -45,7 +45,7 @@ from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
 from consortia.server._openapi import openapi_document
 from consortia.server._stream import NotificationStream
 
-__all__ = ["Limits", "Service", "create_app"]
+__all__ = ["Exposure", "Limits", "Service", "create_app"]
 
 log = logging.getLogger("consortia.server")
 
@@ -61,12 +61,24 @@ class Limits:
     streams_total: int = 2000
 
 
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What the host shows about the consortia it serves (all off by default)."""
+
+    #: ``/metrics`` labels may name consortia and actions.
+    metrics_names: bool = False
+    #: ``/metrics`` also answers unauthenticated clients on a loopback address (a local
+    #: Prometheus agent); everyone else needs an operator token.
+    metrics_local: bool = False
+
+
 class Service:
     """The state one app serves from: the engine lanes, the stream hub, the metrics."""
 
-    def __init__(self, platform: Platform, limits: Limits) -> None:
+    def __init__(self, platform: Platform, limits: Limits, exposure: Exposure) -> None:
         self.platform = platform
-        self.metrics = Metrics(analytics=platform.analytics_stats)
+        self.exposure = exposure
+        self.metrics = Metrics(analytics=platform.analytics_stats, names=exposure.metrics_names)
         self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
         self.engine = Engine(platform, metrics=self.metrics, hub=self.hub)
         self.closing = asyncio.Event()
@@ -122,6 +134,11 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
 
     @endpoint
     async def metrics(request: Request) -> Response:
+        query(request, ())
+        client = request.client.host if request.client is not None else ""
+        local = service.exposure.metrics_local and client in ("127.0.0.1", "::1")
+        if not local:
+            platform.verify_operator_token(bearer(request, who="an operator"), audience="metrics")
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @endpoint
@@ -263,12 +280,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(BadRequest(f"the request could not be served (HTTP {status})"))
 
 
-def create_app(platform: Platform, *, limits: Limits | None = None) -> Starlette:
+def create_app(
+    platform: Platform, *, limits: Limits | None = None, exposure: Exposure | None = None
+) -> Starlette:
     """The ASGI app serving ``platform``; the caller opens and closes the platform.
 
     ``app.state.service`` is the :class:`Service` (``begin_shutdown()`` ends the streams).
     """
-    service = Service(platform, limits or Limits())
+    service = Service(platform, limits or Limits(), exposure or Exposure())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

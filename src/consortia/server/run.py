@@ -29,7 +29,7 @@ import uvicorn
 
 from consortia.engine import Platform
 from consortia.server._connection import HEADER_TIMEOUT, GuardedHttpTools
-from consortia.server.app import Limits, Service, create_app
+from consortia.server.app import Exposure, Limits, Service, create_app
 
 __all__ = ["HEADER_TIMEOUT", "ServerConfig", "ServerThread", "bind", "serve", "url_of"]
 
@@ -51,7 +51,9 @@ class ServerConfig:
     port: int = 8443
     tls: tuple[Path, Path] | None = None
     limits: Limits = field(default_factory=Limits)
-    access_log: bool = True
+    exposure: Exposure = field(default_factory=Exposure)
+    #: A line per request: method, path without its query (object keys travel there), status.
+    access_log: bool = False
     log_level: str = "info"
 
 
@@ -105,8 +107,27 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _PathOnly(logging.Filter):
+    """Drops the query string from uvicorn's access-log lines: object keys travel there
+    (``?key=stock/vendorA/...``), and storage hides them for a reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
+def _path_only_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _PathOnly) for f in access.filters):
+        access.addFilter(_PathOnly())
+
+
 def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
-    app = create_app(platform, limits=config.limits)
+    app = create_app(platform, limits=config.limits, exposure=config.exposure)
+    if config.access_log:
+        _path_only_access_log()
     service: Service = app.state.service
     ssl_options: dict[str, object] = {}
     if config.tls is not None:
