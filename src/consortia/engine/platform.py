@@ -252,6 +252,20 @@ class Platform:
             return
         raise BadSignature("the request is not signed by an operator key this platform trusts")
 
+    def verify_operator_token(self, token: str, *, audience: str) -> None:
+        """Check a bearer JWT signed by an operator key (``kid`` and ``iss`` "operator")
+        for ``audience`` (e.g. ``metrics``); raises ``bad_signature`` or the claim's error."""
+        parsed = read_token(token)
+        if parsed.kid != "operator":
+            raise BadSignature("this endpoint takes a bearer token signed by an operator key")
+        for key in self.operator_keys:
+            try:
+                verify_token(parsed, key, audience=audience, now=self.clock())
+            except BadSignature:
+                continue
+            return
+        raise BadSignature("the token is not signed by an operator key this platform trusts")
+
     def _operator_nonce(self, nonce: str, txid: str) -> str:
         """The meta entry of an operator nonce; ``replay`` if another request used it.
 
@@ -645,6 +659,12 @@ class Platform:
         channel compares with what it has sent, to know whose queue grew."""
         runtime = self.runtime(cid)
         return {m: runtime.notification_counter(m) for m in members}
+
+    def inactive_members(self, cid: str, members: Iterable[str]) -> list[str]:
+        """Those of ``members`` who are no longer active (removed or suspended): a push
+        channel ends their streams at once instead of at their token's expiry."""
+        constitution = self.runtime(cid).constitution
+        return [m for m in members if not constitution.is_active(m)]
 
     def require(self, cid: str) -> None:
         """Raise ``not_found`` unless the consortium exists."""
