@@ -227,3 +227,29 @@ def test_a_graceful_stop_does_not_wait_for_idle_tls_connections(tmp_path: Path) 
         assert took < 5, f"the stop took {took:.1f} s with one idle connection"
     finally:
         platform.close()
+
+
+def test_a_non_member_cannot_tell_an_existing_consortium_from_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    from consortia import MemberKeys
+    from consortia.identity.jwt import issue_token
+
+    stranger = MemberKeys.generate("mallory")
+    with serve(tmp_path) as s:
+        answers: dict[str, list[tuple[int, str]]] = {}
+        for cid in ("acme", "nope"):
+            token = issue_token(stranger, audience=cid, now=int(time.time()))
+            found = []
+            for headers in (
+                {},
+                {"authorization": "Bearer not-a-jwt"},
+                {"authorization": f"Bearer {token}"},
+            ):
+                for tail in ("constitution", "object?key=order%2FO-1", "notifications"):
+                    answer = s.http.get(f"/v1/consortia/{cid}/{tail}", headers=headers)
+                    found.append((answer.status_code, answer.text.replace(cid, "CID")))
+            answers[cid] = found
+        assert answers["acme"] == answers["nope"]
+        assert {status for status, _ in answers["acme"]} == {401}
+        assert any('"unknown_member"' in text for _, text in answers["acme"])

@@ -51,6 +51,7 @@ from consortia.errors import (
     Replay,
     StaleRequest,
     Unavailable,
+    UnknownMember,
 )
 from consortia.governance.constitution import (
     Member,
@@ -89,6 +90,14 @@ class _RequestFault(Exception):
 
 class _CommitFault(Exception):
     """The commit of a batch failed unexpectedly: the culprit is not known."""
+
+
+def _not_a_member(kid: str, cid: str) -> UnknownMember:
+    """The one answer to a reader who is no member, whether or not the consortium exists."""
+    return UnknownMember(
+        f"{kid[:80]!r} is not a member of consortium {cid[:80]!r}, or there is no such "
+        "consortium; check the token's kid and aud"
+    )
 
 
 def _wall_clock() -> int:
@@ -638,19 +647,32 @@ class Platform:
         return MemberView(runtime, member, hook=self._hook)
 
     def reader(self, cid: str, bearer_token: str) -> MemberView:
-        """Reads as the member whose bearer JWT this is (PROTOCOL.md section 4)."""
-        runtime = self.runtime(cid)
+        """Reads as the member whose bearer JWT this is (PROTOCOL.md section 4).
+
+        A caller who is not a member learns nothing of the consortium, not even whether it
+        exists: an unknown consortium, an unknown member and a removed one get the same
+        ``unknown_member`` answer, and an ill-formed token is ``bad_signature`` in either.
+        """
         started = time.perf_counter()
-        claimed: str | None = None
         try:
             parsed = read_token(bearer_token)
-            claimed = parsed.kid
-            member = runtime.constitution.active_member(parsed.kid)
+        except BadRequest as exc:
+            raise BadSignature(f"the bearer token is not a valid JWT: {exc.message}") from None
+        try:
+            runtime = self.runtime(cid)
+        except NotFound:
+            raise _not_a_member(parsed.kid, cid) from None
+        try:
+            member = runtime.constitution.member(parsed.kid)
             verify_token(parsed, member.signing_key, audience=cid, now=self.clock())
+            if not member.active:
+                runtime.constitution.active_member(parsed.kid)  # raises member_suspended
         except ConsortiaError as exc:
             if self._hook is not None:
                 # A forged or stale token is what a bad-signature burst on reads looks like.
-                self._hook.read(cid, "token", claimed, started=started, code=exc.code)
+                self._hook.read(cid, "token", parsed.kid, started=started, code=exc.code)
+            if exc.code == "unknown_member":
+                raise _not_a_member(parsed.kid, cid) from None
             raise
         return MemberView(runtime, member.id, hook=self._hook)
 
