@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from analytics_world import FOUNDERS, AnalyticsWorld, make_world
 
-from consortia import MemberKeys, sign_action
+from consortia import ConsortiaError, MemberKeys, sign_action
 from consortia.analytics import Event
 from consortia.identity.jwt import issue_token
 
@@ -53,7 +53,8 @@ def test_committed_pending_refused_and_failed_each_emit_one_event(world: Analyti
         "committed",
         None,
     )
-    assert ev.object_type == "order"
+    # The default policy declares no object types: the first segment leaves as a keyed hash.
+    assert ev.object_type is not None and re.fullmatch(r"#[0-9a-f]{8}", ev.object_type)
     assert ev.object_ref is not None and re.fullmatch(r"[0-9a-f]{16}", ev.object_ref)
     assert ev.latency_ms > 0
     assert ev.time == world.clock.now
@@ -163,7 +164,8 @@ def test_reads_emit_read_events_with_object_refs_not_names(world: AnalyticsWorld
         "telco",
     )
     written = next(e for e in world.events() if e.txid == done.txid)
-    assert reads[0].object_type == "device"
+    assert reads[0].object_type == written.object_type  # one type, whether read or written
+    assert reads[0].object_type is not None and "device" not in reads[0].object_type
     assert reads[0].object_ref == reads[1].object_ref == written.object_ref
     assert reads[2].txid == reads[3].txid == done.txid
     assert all("D1" not in repr(e) for e in reads)
@@ -219,3 +221,42 @@ def test_every_answer_of_a_batch_gets_its_event(world: AnalyticsWorld) -> None:
     events = world.events()
     assert len(events) == len(answers) == 4
     assert [e.code for e in events] == [getattr(a, "code", None) for a in answers]
+
+
+def test_object_types_leave_in_clear_only_where_the_policy_declares_them() -> None:
+    """A key such as ``acme-bid/...`` names a customer: its first segment leaves only if the
+    constitution lists it; otherwise a keyed hash still lets types be counted apart."""
+    from consortia.analytics.redact import ObjectRefs, execute_event
+    from consortia.governance.analytics_policy import AnalyticsPolicy, parse_analytics_policy
+
+    refs = ObjectRefs(b"k" * 32)
+    declared = AnalyticsPolicy(object_types=("productOrder",))
+
+    def type_of(policy: AnalyticsPolicy, key: str) -> str | None:
+        return execute_event(
+            policy=policy,
+            refs=refs,
+            time=0.0,
+            consortium="acme",
+            action="a",
+            member="m",
+            outcome="committed",
+            code=None,
+            latency_ms=1.0,
+            txid=None,
+            params=None,
+            key=key,
+        ).object_type
+
+    assert type_of(declared, "productOrder/PO1") == "productOrder"
+    hidden = type_of(declared, "acme-bid/2027/PO1")
+    assert hidden is not None and hidden.startswith("#") and "acme" not in hidden
+    assert hidden == type_of(declared, "acme-bid/other")  # the same type, the same hash
+    assert hidden != type_of(declared, "globex-bid/x")
+    # Voted as part of the policy; policies voted before the field existed stay valid.
+    base = {"grants": {}, "insights_full": [], "alert_to": "all", "suspend_on_alert": False}
+    assert parse_analytics_policy(base).object_types == ()
+    assert parse_analytics_policy({**base, "object_types": ["stock"]}).object_types == ("stock",)
+    with pytest.raises(ConsortiaError) as caught:
+        parse_analytics_policy({**base, "object_types": ["no/slash"]})
+    assert "object_types[0]" in caught.value.message

@@ -33,6 +33,7 @@ def policy(**changes: JSON) -> JSONObject:
         "insights_full": [],
         "alert_to": "all",
         "suspend_on_alert": False,
+        "object_types": [],
     }
     doc.update(changes)
     return doc

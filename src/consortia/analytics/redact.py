@@ -59,6 +59,15 @@ class ObjectRefs:
     def __repr__(self) -> str:
         return "ObjectRefs(<key hidden>)"
 
+    def type_of(self, consortium: str, key: str, declared: tuple[str, ...]) -> str:
+        """The object type of ``key`` as an event may carry it: its first segment when the
+        policy declares that type, else ``#`` and a keyed hash of it (types still count
+        apart, but a segment such as a customer's name never leaves)."""
+        segment = object_type(key)
+        if segment in declared:
+            return segment
+        return "#" + self.ref(consortium, "\x00type\x00" + segment)[:8]
+
     def ref(self, consortium: str, key: str) -> str:
         """16 hex characters naming ``key`` of ``consortium`` without revealing it."""
         message = consortium.encode() + b"\x00" + key.encode("utf-8", "surrogatepass")
@@ -108,7 +117,7 @@ def execute_event(
         outcome=outcome,
         code=code,
         latency_ms=latency_ms,
-        object_type=None if key is None else object_type(key),
+        object_type=None if key is None else refs.type_of(consortium, key, policy.object_types),
         object_ref=None if key is None else refs.ref(consortium, key),
         txid=txid,
         fields=granted_fields(policy, action, params),
@@ -117,6 +126,7 @@ def execute_event(
 
 def read_event(
     *,
+    policy: AnalyticsPolicy,
     refs: ObjectRefs,
     time: float,
     consortium: str,
@@ -137,7 +147,7 @@ def read_event(
         outcome="ok" if code is None else "refused",
         code=code,
         latency_ms=latency_ms,
-        object_type=None if key is None else object_type(key),
+        object_type=None if key is None else refs.type_of(consortium, key, policy.object_types),
         object_ref=None if key is None else refs.ref(consortium, key),
         txid=txid,
         fields=NO_FIELDS,

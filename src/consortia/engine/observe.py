@@ -17,6 +17,7 @@ from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.outcomes import Committed, Outcome
 from consortia.engine.pipeline import RequestTrace
 from consortia.errors import ConsortiaError
+from consortia.governance.analytics_policy import DEFAULT_ANALYTICS_POLICY, AnalyticsPolicy
 from consortia.governance.voting import Proposal, ProposalStatus
 
 __all__ = ["FAILED_CODES", "AnalyticsHook", "outcome_of"]
@@ -124,10 +125,12 @@ class AnalyticsHook:
         code: str | None,
         key: str | None = None,
         txid: str | None = None,
+        policy: AnalyticsPolicy = DEFAULT_ANALYTICS_POLICY,
     ) -> None:
         """Emit the event of one member read (``ok`` or ``refused``)."""
         self.sink.emit(
             read_event(
+                policy=policy,
                 refs=self.refs,
                 time=self.clock(),
                 consortium=cid,

@@ -54,10 +54,24 @@ def _observed(
                 result = fn(view, *args, **kwargs)
             except ConsortiaError as exc:
                 hook.read(
-                    view.consortium, read, view.member, started=started, code=exc.code, **where
+                    view.consortium,
+                    read,
+                    view.member,
+                    started=started,
+                    code=exc.code,
+                    policy=view._runtime.constitution.analytics,
+                    **where,
                 )
                 raise
-            hook.read(view.consortium, read, view.member, started=started, code=None, **where)
+            hook.read(
+                view.consortium,
+                read,
+                view.member,
+                started=started,
+                code=None,
+                policy=view._runtime.constitution.analytics,
+                **where,
+            )
             return result
 
         return run

@@ -41,6 +41,9 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _ACTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIELDS = ("grants", "insights_full", "alert_to", "suspend_on_alert")
+#: Optional fields (policies voted before they existed stay valid): their defaults.
+_OPTIONAL = ("object_types",)
+_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _ErrorType = type[ConsortiaError]
 
 
@@ -57,6 +60,9 @@ class AnalyticsPolicy:
     #: ``"all"``: every active member (the default); else member ids and roles.
     alert_to: Literal["all"] | tuple[str, ...] = "all"
     suspend_on_alert: bool = False
+    #: First segments of object keys that may leave as the event's object type; any other
+    #: type leaves as a keyed hash (a key such as ``acme-bid/...`` can name a customer).
+    object_types: tuple[str, ...] = ()
 
     def granted(self, action: str | None) -> tuple[str, ...]:
         """The parameter fields of ``action`` that may leave the TEP (usually none)."""
@@ -80,6 +86,7 @@ class AnalyticsPolicy:
             "insights_full": list(self.insights_full),
             "alert_to": alert_to,
             "suspend_on_alert": self.suspend_on_alert,
+            "object_types": list(self.object_types),
         }
 
 
@@ -152,11 +159,11 @@ def parse_analytics_policy(
             f"{what} is missing {', '.join(repr(m) for m in missing)}; a policy names all of "
             f"{', '.join(_FIELDS)} (the whole policy is replaced)"
         )
-    unknown = sorted(k for k in value if k not in _FIELDS)
+    unknown = sorted(k for k in value if k not in _FIELDS and k not in _OPTIONAL)
     if unknown:
         raise error(
             f"{what} has unknown field(s) {', '.join(repr(u) for u in unknown)}; "
-            f"expected {', '.join(_FIELDS)}"
+            f"expected {', '.join(_FIELDS + _OPTIONAL)}"
         )
     alert_raw = value["alert_to"]
     alert_to: Literal["all"] | tuple[str, ...] = (
@@ -170,4 +177,21 @@ def parse_analytics_policy(
         insights_full=_entries(value["insights_full"], f"{what}.insights_full", error),
         alert_to=alert_to,
         suspend_on_alert=suspend,
+        object_types=_object_types(value.get("object_types", []), f"{what}.object_types", error),
     )
+
+
+def _object_types(value: JSON, what: str, error: _ErrorType) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > _MAX_ENTRIES:
+        raise error(f"{what} must be a list of at most {_MAX_ENTRIES} object-key first segments")
+    out: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or _TYPE.fullmatch(item) is None:
+            raise error(
+                f"{what}[{index}] must be the first segment of an object key, such as "
+                "'productOrder': 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter"
+            )
+        if item in out:
+            raise error(f"{what} lists {item!r} twice")
+        out.append(item)
+    return tuple(out)

@@ -127,6 +127,18 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
                 },
             },
             insights_full=("seller", "auditor"),
+            # The pack's own object types; anything else leaves as a keyed hash.
+            object_types=(
+                "changePlan",
+                "productOrder",
+                "project",
+                "projectOrder",
+                "resource",
+                "resourceOrder",
+                "serialIndex",
+                "serviceTest",
+                "stock",
+            ),
         ),
     )
 
