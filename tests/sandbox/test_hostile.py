@@ -151,10 +151,15 @@ def main(params):
         "def main(params):\n    return len([0] * params['big'])\n",
     ],
 )
-def test_memory_bombs_are_stopped(process_runtime: ActionRuntime, code: str) -> None:
+def test_memory_bombs_are_stopped(
+    process_runtime: ActionRuntime, code: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     restarts = process_runtime.executor_restarts
     refused(process_runtime, code, BudgetExceeded, {"big": 2_000_000_000})
     assert process_runtime.executor_restarts == restarts + 1
+    # The executor shares the server's stderr: no traceback of it may reach the log (one
+    # could quote the action's data).
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.slow
@@ -193,6 +198,26 @@ def main(params):
     budget = Budget(steps=100_000, time_ms=5_000)
     message = refused(process_runtime, code, BudgetExceeded, {"n": 1_000_000}, budget)
     assert "executor died" in message
+
+
+@pytest.mark.slow
+def test_nothing_the_executor_prints_reaches_the_servers_log(
+    process_runtime: ActionRuntime, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever ends an executor, the server's stderr gets one line naming its type."""
+    import subprocess
+    import sys
+
+    child = subprocess.run(  # the executor's own entry point, fed a frame it cannot read
+        [sys.executable, "-m", "consortia.sandbox.executor"],
+        input=b"\xff" * 64,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert b"Traceback" not in child.stderr and b"\xff" not in child.stderr
+    assert child.stderr == b"" or child.stderr.startswith(b"consortia executor: stopped by ")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.slow

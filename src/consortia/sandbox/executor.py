@@ -146,9 +146,14 @@ def _failure(code: str, message: str, *, restart: bool = False) -> bytes:
 def main() -> int:
     """Entry point: serve runs until the parent says exit or goes away."""
     read_fd, write_fd = os.dup(0), os.dup(1)
+    # The server's log, for one line of ours: the type of what ended this process.
+    log_fd = os.dup(2)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)  # nothing but frames may reach the parent
+    # Nor may anything else reach the server's log: a traceback (a MemoryError's, say) or a
+    # Rust panic message could quote the action's data.
+    os.dup2(devnull, 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not write a core file
     try:
         _serve(read_fd, write_fd)
@@ -158,7 +163,8 @@ def main() -> int:
         # The outermost boundary of a process that runs hostile code: whatever escaped
         # (including a PanicException, which derives from BaseException), say so and exit;
         # the parent sees the pipe close and replaces this process.
-        print(f"consortia executor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        line = f"consortia executor: stopped by {type(exc).__name__}; the platform restarts it\n"
+        os.write(log_fd, line.encode())
         return 70
     return 0
 
