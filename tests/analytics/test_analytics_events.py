@@ -10,6 +10,7 @@ import pytest
 from analytics_world import FOUNDERS, AnalyticsWorld, make_world
 
 from consortia import ConsortiaError, MemberKeys, sign_action
+from consortia._json import JSONObject
 from consortia.analytics import Event
 from consortia.identity.jwt import issue_token
 
@@ -254,7 +255,12 @@ def test_object_types_leave_in_clear_only_where_the_policy_declares_them() -> No
     assert hidden == type_of(declared, "acme-bid/other")  # the same type, the same hash
     assert hidden != type_of(declared, "globex-bid/x")
     # Voted as part of the policy; policies voted before the field existed stay valid.
-    base = {"grants": {}, "insights_full": [], "alert_to": "all", "suspend_on_alert": False}
+    base: JSONObject = {
+        "grants": {},
+        "insights_full": [],
+        "alert_to": "all",
+        "suspend_on_alert": False,
+    }
     assert parse_analytics_policy(base).object_types == ()
     assert parse_analytics_policy({**base, "object_types": ["stock"]}).object_types == ("stock",)
     with pytest.raises(ConsortiaError) as caught:
