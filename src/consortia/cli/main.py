@@ -16,6 +16,7 @@ from consortia import __version__
 from consortia.cli.action import add_action_commands
 from consortia.cli.insights import add_insights_parser
 from consortia.cli.member import add_member_parsers, add_receipt_fetch
+from consortia.cli.recovery import add_recovery_parser
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
 from consortia.errors import ConsortiaError
@@ -119,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_action_commands(sub)
     add_insights_parser(sub)
+    add_recovery_parser(sub)
     return parser
 
 

@@ -7,6 +7,10 @@ halves that use the same x-coordinates), one share per active member, each seale
 member's X25519 key. A platform started on a copy of the storage with no node key combines
 k shares that members submit, signed, to unwrap the keyring.
 
+A record wraps its own consortium's keyring and nothing else: never the platform-wide
+service keys, which sign every consortium's roots, so k members of one consortium learn
+nothing that works on another (docs/protocol-notes.md, "Disaster recovery").
+
 The stored :class:`RecoveryRecord` (in the meta table, readable without any key) names the
 share holders only by digests that bind consortium, epoch, x-coordinate, member id and
 signing key, so a submission from anyone else is refused before any share is combined.
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from Crypto.Protocol.SecretSharing import Shamir
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
-from consortia.errors import BadRequest, BadSignature, ConsortiaError
+from consortia.errors import BadRequest, ConsortiaError, StaleRequest
 from consortia.identity._b64 import b64url_decode, b64url_encode
 from consortia.identity.box import open_anonymous, seal_anonymous
 from consortia.identity.jws import parse_compact, sign_compact
@@ -30,17 +34,22 @@ from consortia.ledger.crypto import KEY_BYTES, LedgerCorrupted
 
 __all__ = [
     "SHARE_TYP",
+    "STATUS_TYP",
+    "STATUS_WINDOW",
+    "HolderClaim",
     "RecoveryRecord",
     "Share",
     "ShareSubmission",
-    "check_holder",
     "combine_key",
     "default_threshold",
     "holder_digest",
+    "holds",
     "open_share",
+    "parse_holder_proof",
     "parse_submission",
     "record_name",
     "seal_share",
+    "sign_holder_proof",
     "sign_submission",
     "split_key",
     "wrap_aad",
@@ -48,6 +57,10 @@ __all__ = [
 
 #: ``typ`` of a member's signed share submission (a compact JWS).
 SHARE_TYP = "consortia-recovery-share"
+#: ``typ`` of a holder proof: the bearer token that shows a member its consortium's progress.
+STATUS_TYP = "consortia-recovery-status"
+#: Seconds a holder proof's ``iat`` may lie from the recovering TEP's clock.
+STATUS_WINDOW = 300
 _HALF = KEY_BYTES // 2
 
 
@@ -101,14 +114,13 @@ def holder_digest(cid: str, epoch: int, x: int, member: str, signing_key: Verify
 
 @dataclass(frozen=True)
 class RecoveryRecord:
-    """One epoch of a consortium's recovery: who holds shares, and the wrapped secrets."""
+    """One epoch of a consortium's recovery: who holds shares, and the wrapped keyring."""
 
     cid: str
     epoch: int
     threshold: int
     holders: dict[int, bytes]
     keyring: bytes
-    service: bytes
 
     def to_bytes(self) -> bytes:
         """Stored form (JSON; every field is public or already encrypted)."""
@@ -118,13 +130,16 @@ class RecoveryRecord:
             "threshold": self.threshold,
             "holders": {str(x): d.hex() for x, d in sorted(self.holders.items())},
             "keyring": self.keyring.hex(),
-            "service": self.service.hex(),
         }
         return canonical(doc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RecoveryRecord:
-        """Parse :meth:`to_bytes` output."""
+        """Parse :meth:`to_bytes` output.
+
+        A record written before records stopped wrapping the service keys has a
+        ``"service"`` field too; it is dropped unread, so no recovery ever relies on it.
+        """
         try:
             doc = loads_strict(data, what="recovery record")
             if not isinstance(doc, dict) or not isinstance(doc["holders"], dict):
@@ -138,7 +153,6 @@ class RecoveryRecord:
                 threshold=threshold,
                 holders={int(x): bytes.fromhex(str(d)) for x, d in doc["holders"].items()},
                 keyring=bytes.fromhex(str(doc["keyring"])),
-                service=bytes.fromhex(str(doc["service"])),
             )
         except (ConsortiaError, KeyError, ValueError) as exc:
             raise LedgerCorrupted(f"stored recovery record is unreadable: {exc}") from None
@@ -149,7 +163,7 @@ class RecoveryRecord:
 
 
 def wrap_aad(cid: str, epoch: int, what: str) -> bytes:
-    """Associated data of a secret (``"keyring"`` or ``"service"``) wrapped for recovery."""
+    """Associated data of a secret wrapped for recovery (``what`` is ``"keyring"``)."""
     return f"recovery-{what}|{cid}|{epoch}".encode()
 
 
@@ -243,15 +257,72 @@ def parse_submission(body: str) -> ShareSubmission:
     return ShareSubmission(member, key, Share.from_json(payload))
 
 
-def check_holder(record: RecoveryRecord, submission: ShareSubmission) -> None:
-    """Refuse a submission that the record does not name as a share holder."""
-    share = submission.share
-    expected = record.holders.get(share.x)
-    digest = holder_digest(
-        record.cid, record.epoch, share.x, submission.member, submission.signing_key
+@dataclass(frozen=True)
+class HolderClaim:
+    """Who claims to hold which share: a verified submission's or holder proof's fields."""
+
+    member: str
+    signing_key: VerifyKey
+    cid: str
+    epoch: int
+    x: int
+
+    @classmethod
+    def of(cls, submission: ShareSubmission) -> HolderClaim:
+        """The claim a share submission makes."""
+        share = submission.share
+        return cls(submission.member, submission.signing_key, share.cid, share.epoch, share.x)
+
+
+def holds(record: RecoveryRecord, claim: HolderClaim) -> bool:
+    """Whether the record names the claimed member and key as the holder of share x."""
+    digest = holder_digest(record.cid, record.epoch, claim.x, claim.member, claim.signing_key)
+    return (
+        claim.cid == record.cid
+        and claim.epoch == record.epoch
+        and record.holders.get(claim.x) == digest
     )
-    if share.cid != record.cid or share.epoch != record.epoch or expected != digest:
-        raise BadSignature(
-            f"{submission.member!r} holds no recovery share {share.x} of {record.cid!r} "
-            f"(epoch {record.epoch}): not a member at the time shares were issued"
+
+
+def sign_holder_proof(keys: MemberKeys, share: Share, *, now: int) -> str:
+    """Member side: a token proving it holds ``share`` (the share itself is not in it).
+
+    A recovering TEP shows a consortium's progress only to a holder of one of its shares,
+    so it tells no outsider which consortia it holds.
+    """
+    payload: JSONObject = {
+        "consortium": share.cid,
+        "epoch": share.epoch,
+        "x": share.x,
+        "member": keys.member_id,
+        "signing_key": dict(keys.signing.public_jwk()),
+        "iat": now,
+    }
+    return sign_compact(canonical(payload), keys.signing, kid=keys.member_id, typ=STATUS_TYP)
+
+
+def parse_holder_proof(token: str, *, now: int) -> HolderClaim:
+    """Parse and verify a holder proof (against its own key: the caller checks the holder)."""
+    jws = parse_compact(token)
+    if jws.typ != STATUS_TYP:
+        raise BadRequest(f"a recovery holder proof has typ {STATUS_TYP!r}")
+    payload = loads_strict(jws.payload, what="holder proof")
+    if not isinstance(payload, dict):
+        raise BadRequest("a holder proof is a JSON object")
+    try:
+        key = VerifyKey.from_jwk(payload["signing_key"])
+        member, cid = payload["member"], payload["consortium"]
+        epoch, x, iat = payload["epoch"], payload["x"], payload["iat"]
+    except KeyError as exc:
+        raise BadRequest(f"a holder proof lacks {exc}") from None
+    if not isinstance(member, str) or member != jws.kid:
+        raise BadRequest("the holder proof's member must equal its JWS kid")
+    if not (isinstance(cid, str) and all(isinstance(v, int) for v in (epoch, x, iat))):
+        raise BadRequest("a holder proof has a string consortium and integer epoch, x and iat")
+    jws.verify(key)
+    if abs(now - int(str(iat))) > STATUS_WINDOW:
+        raise StaleRequest(
+            f"the holder proof's iat is more than {STATUS_WINDOW} s from the server's clock; "
+            "check this machine's time and ask again"
         )
+    return HolderClaim(member, key, cid, int(str(epoch)), int(str(x)))

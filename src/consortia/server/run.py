@@ -26,12 +26,22 @@ from types import FrameType
 from typing import Final
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from consortia.engine import Platform
 from consortia.server._connection import HEADER_TIMEOUT, GuardedHttpTools
 from consortia.server.app import Exposure, Limits, Service, create_app
 
-__all__ = ["HEADER_TIMEOUT", "ServerConfig", "ServerThread", "bind", "serve", "url_of"]
+__all__ = [
+    "HEADER_TIMEOUT",
+    "ServerConfig",
+    "ServerThread",
+    "SignalledServer",
+    "bind",
+    "serve",
+    "url_of",
+    "uvicorn_config",
+]
 
 log = logging.getLogger("consortia.server")
 
@@ -57,17 +67,11 @@ class ServerConfig:
     log_level: str = "info"
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server with the platform's shutdown order and a clean exit on SIGTERM."""
+class SignalledServer(uvicorn.Server):
+    """uvicorn's server that says when it takes connections and exits cleanly on SIGTERM."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        service: Service,
-        on_started: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None = None):
         super().__init__(config)
-        self.service = service
         self.on_started = on_started
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -101,6 +105,19 @@ class _Server(uvicorn.Server):
             self.force_exit = True
         self.should_exit = True
 
+
+class _Server(SignalledServer):
+    """The platform's server: its streams end first at shutdown."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        service: Service,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(config, on_started)
+        self.service = service
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the streams first, so waiting for open connections does not wait for them."""
         self.service.begin_shutdown()
@@ -124,11 +141,11 @@ def _path_only_access_log() -> None:
         access.addFilter(_PathOnly())
 
 
-def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
-    app = create_app(platform, limits=config.limits, exposure=config.exposure)
+def uvicorn_config(app: ASGIApp, config: ServerConfig, *, lifespan: bool) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` under ``config``: the guarded HTTP parser, the limits,
+    TLS when configured, no server header, no proxy headers."""
     if config.access_log:
         _path_only_access_log()
-    service: Service = app.state.service
     ssl_options: dict[str, object] = {}
     if config.tls is not None:
         cert, key = config.tls
@@ -137,13 +154,13 @@ def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.C
             "ssl_keyfile": str(key),
             "ssl_version": ssl.PROTOCOL_TLS_SERVER,
         }
-    uv = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         http=GuardedHttpTools,
         loop="auto",
-        lifespan="on",
+        lifespan="on" if lifespan else "off",
         ws="none",
         access_log=config.access_log,
         log_level=config.log_level,
@@ -154,7 +171,12 @@ def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.C
         proxy_headers=False,
         **ssl_options,  # type: ignore[arg-type]
     )
-    return uv, service
+
+
+def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
+    app = create_app(platform, limits=config.limits, exposure=config.exposure)
+    service: Service = app.state.service
+    return uvicorn_config(app, config, lifespan=True), service
 
 
 def bind(host: str, port: int) -> socket.socket:
