@@ -19,6 +19,7 @@ from consortia.identity.keys import EncryptionKey, validate_member_id
 
 __all__ = [
     "ACTION_TYP",
+    "CREATE_TYP",
     "MAX_BODY_BYTES",
     "ActionRequest",
     "OperatorRequest",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 ACTION_TYP = "consortia-action"
+#: ``typ`` of the operator's consortium-creation request (docs/protocol-notes.md).
+CREATE_TYP = "consortia-create"
 #: Largest executeAction body accepted (JWS or JWE), before any parsing.
 MAX_BODY_BYTES = 1_048_576
 _NONCE = re.compile(r"^[\x21-\x7e]{16,64}$")
@@ -144,6 +147,11 @@ def parse_operator_request(jws: ParsedJWS) -> OperatorRequest:
     """Check the payload of a consortium-creation request (PROTOCOL.md section 8)."""
     if jws.kid != "operator":
         raise BadRequest(f"consortium creation must be signed with kid 'operator', not {jws.kid!r}")
+    if jws.typ != CREATE_TYP:
+        # An operator-signed JWS of another kind (a token, a key proof) is never a creation.
+        raise BadRequest(
+            f"consortium creation needs JWS header typ {CREATE_TYP!r}, got {jws.typ!r}"
+        )
     payload = require_fields(
         loads_strict(jws.payload, what="JWS payload"),
         what="creation payload",
