@@ -95,8 +95,9 @@ class _CommitFault(Exception):
 def _not_a_member(kid: str, cid: str) -> UnknownMember:
     """The one answer to a reader who is no member, whether or not the consortium exists."""
     return UnknownMember(
-        f"{kid[:80]!r} is not a member of consortium {cid[:80]!r}, or there is no such "
-        "consortium; check the token's kid and aud"
+        f"{kid[:80]!r} is not a member of consortium {cid[:80]!r} with the key that signed "
+        "this token, or there is no such consortium; check the token's kid and aud, and sign "
+        "it with the member's current key"
     )
 
 
@@ -650,7 +651,8 @@ class Platform:
         """Reads as the member whose bearer JWT this is (PROTOCOL.md section 4).
 
         A caller who is not a member learns nothing of the consortium, not even whether it
-        exists: an unknown consortium, an unknown member and a removed one get the same
+        exists: an unknown consortium, an unknown member and a token whose signature does
+        not verify with the named member's key (a guessed member id) get the same
         ``unknown_member`` answer, and an ill-formed token is ``bad_signature`` in either.
         """
         started = time.perf_counter()
@@ -671,7 +673,7 @@ class Platform:
             if self._hook is not None:
                 # A forged or stale token is what a bad-signature burst on reads looks like.
                 self._hook.read(cid, "token", parsed.kid, started=started, code=exc.code)
-            if exc.code == "unknown_member":
+            if exc.code in ("unknown_member", "bad_signature"):
                 raise _not_a_member(parsed.kid, cid) from None
             raise
         return MemberView(runtime, member.id, hook=self._hook)
