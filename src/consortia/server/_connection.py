@@ -32,6 +32,10 @@ MAX_REQUEST_LINE: Final = 8 * 1024
 MAX_HEAD_BYTES: Final = 32 * 1024
 #: Most header fields in one request: past it, 431.
 MAX_HEADERS: Final = 100
+_TARGET_TOO_LONG: Final = (
+    f"the request target is longer than {MAX_REQUEST_LINE} bytes; object keys and query "
+    "parameters must be shorter"
+)
 
 _REASONS: Final = {
     400: "Bad Request",
@@ -66,6 +70,8 @@ class GuardedHttpTools(HttpToolsProtocol):
     #: Bytes of the current request's head received so far, and whether it is complete.
     _head_bytes: int = 0
     _head_done: bool = False
+    #: Whether the current head's request line has ended (its first line feed arrived).
+    _line_done: bool = False
     #: The last bytes of the head seen so far: its end may straddle two reads.
     _head_tail: bytes = b""
     _header_count: int = 0
@@ -112,12 +118,18 @@ class GuardedHttpTools(HttpToolsProtocol):
                 # Past the budget unless the head ends within it (the rest is body).
                 window = self._head_tail + data[: budget + len(_END_OF_HEAD)]
                 if _END_OF_HEAD not in window:
-                    self._refuse(
-                        431,
-                        f"the request's line and headers exceed {MAX_HEAD_BYTES} bytes; "
-                        "send fewer or shorter headers",
-                    )
+                    if not (self._line_done or b"\n" in data[:budget]):
+                        # The request line alone is past the cap: its target is the fault,
+                        # however the bytes were split into reads.
+                        self._refuse(414, _TARGET_TOO_LONG)
+                    else:
+                        self._refuse(
+                            431,
+                            f"the request's line and headers exceed {MAX_HEAD_BYTES} bytes; "
+                            "send fewer or shorter headers",
+                        )
                     return
+            self._line_done = self._line_done or b"\n" in data
             self._head_bytes += len(data)
             self._head_tail = (self._head_tail + data)[-(len(_END_OF_HEAD) - 1) :]
         self._feed(data)
@@ -151,11 +163,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         """Refuse a request target past :data:`MAX_REQUEST_LINE` (414)."""
         super().on_url(url)
         if len(self.url) > MAX_REQUEST_LINE:
-            self._refusal = (
-                414,
-                f"the request target is longer than {MAX_REQUEST_LINE} bytes; object keys "
-                "and query parameters must be shorter",
-            )
+            self._refusal = (414, _TARGET_TOO_LONG)
             raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -178,6 +186,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         """The request is whole: the next bytes start another head."""
         self._head_done = False
+        self._line_done = False
         self._head_bytes = 0
         self._head_tail = b""
         super().on_message_complete()
