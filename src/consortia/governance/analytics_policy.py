@@ -98,20 +98,28 @@ def _matches(entries: Iterable[str], member: str, role: str | None) -> bool:
     return any(entry == member or (role is not None and entry == role) for entry in entries)
 
 
-def _entries(value: JSON, what: str, error: _ErrorType) -> tuple[str, ...]:
+def _unique_names(
+    value: JSON, what: str, error: _ErrorType, pattern: re.Pattern[str], kind: str, rule: str
+) -> tuple[str, ...]:
+    """A list of at most :data:`_MAX_ENTRIES` distinct strings matching ``pattern``."""
     if not isinstance(value, list) or len(value) > _MAX_ENTRIES:
-        raise error(f"{what} must be a list of at most {_MAX_ENTRIES} member ids or roles")
+        raise error(f"{what} must be a list of at most {_MAX_ENTRIES} {kind}")
     out: list[str] = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or _ENTRY.fullmatch(item) is None:
-            raise error(
-                f"{what}[{index}] must be a member id or a role: 1-64 characters of "
-                "A-Z a-z 0-9 . _ - starting with a letter or digit"
-            )
+        if not isinstance(item, str) or pattern.fullmatch(item) is None:
+            raise error(f"{what}[{index}] must be {rule}")
         if item in out:
             raise error(f"{what} lists {item!r} twice")
         out.append(item)
     return tuple(out)
+
+
+def _entries(value: JSON, what: str, error: _ErrorType) -> tuple[str, ...]:
+    rule = (
+        "a member id or a role: 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter "
+        "or digit"
+    )
+    return _unique_names(value, what, error, _ENTRY, "member ids or roles", rule)
 
 
 def _grants(value: JSON, what: str, error: _ErrorType) -> Mapping[str, tuple[str, ...]]:
@@ -182,16 +190,8 @@ def parse_analytics_policy(
 
 
 def _object_types(value: JSON, what: str, error: _ErrorType) -> tuple[str, ...]:
-    if not isinstance(value, list) or len(value) > _MAX_ENTRIES:
-        raise error(f"{what} must be a list of at most {_MAX_ENTRIES} object-key first segments")
-    out: list[str] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or _TYPE.fullmatch(item) is None:
-            raise error(
-                f"{what}[{index}] must be the first segment of an object key, such as "
-                "'productOrder': 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter"
-            )
-        if item in out:
-            raise error(f"{what} lists {item!r} twice")
-        out.append(item)
-    return tuple(out)
+    rule = (
+        "the first segment of an object key, such as 'productOrder': 1-64 characters of "
+        "A-Z a-z 0-9 . _ - starting with a letter"
+    )
+    return _unique_names(value, what, error, _TYPE, "object-key first segments", rule)
