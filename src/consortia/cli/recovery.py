@@ -44,7 +44,7 @@ from consortia.client.recovery import (
 )
 from consortia.engine.recovery import RecoverySession, backup_service_keys
 from consortia.errors import BadRequest, BadSignature
-from consortia.identity.keyfile import load_member_keys
+from consortia.identity.keyfile import load_member_keys, write_private_file
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 from consortia.server.run import ServerConfig
 
@@ -92,16 +92,6 @@ def _recipient(path: str) -> PublicEncryptionKey:
     return PublicEncryptionKey.from_jwk(doc["encryption_key"], what=f"{path}: encryption_key")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- operator -------------------------------------------------------------------------------
 
 
@@ -109,7 +99,7 @@ def _backup(args: argparse.Namespace) -> int:
     data = Path(args.data)
     backup = backup_service_keys(data, _recipient(args.to))
     if args.out:
-        _write_private(Path(args.out), backup.to_bytes())
+        write_private_file(Path(args.out), backup.to_bytes())
     doc: JSONObject = {
         "stored_in": str(data / "ledger.sqlite"),
         "file": args.out,
@@ -185,7 +175,7 @@ async def _save(args: argparse.Namespace) -> int:
         notice = await fetch_share_notice(client)
     out = Path(args.out or f"{client.member}.{args.consortium}.recovery-share.json")
     # Only this member's key opens the sealed share; 0600 all the same.
-    _write_private(out, (json.dumps(notice, indent=2, sort_keys=True) + "\n").encode())
+    write_private_file(out, (json.dumps(notice, indent=2, sort_keys=True) + "\n").encode())
     summary: JSONObject = {
         "file": str(out),
         "consortium": notice.get("consortium"),

@@ -32,6 +32,7 @@ __all__ = [
     "save_member_keys",
     "save_public_jwk",
     "save_signing_key",
+    "write_private_file",
 ]
 
 #: The ``format`` member of a member key file; bump it when the layout changes.
@@ -39,6 +40,12 @@ MEMBER_KEY_FORMAT: Final = "consortia-member-key/1"
 _MEMBER_FIELDS: Final = frozenset({"format", "member", "signing_key", "encryption_key"})
 # Key files are a few hundred bytes; the cap keeps a wrong path from reading a huge file.
 _MAX_FILE_BYTES: Final = 64 * 1024
+
+
+def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write a file only its owner may read (0600), atomically and durably: a TLS key, a
+    member's saved recovery share, the operator's sealed backup."""
+    _write_atomic(path, data, mode=0o600, overwrite=overwrite)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
 import socket
 from pathlib import Path
 from typing import Final
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from consortia.identity.keyfile import write_private_file
 
 __all__ = ["CERT_FILE", "KEY_FILE", "certificate_fingerprint", "ensure_self_signed"]
 
@@ -50,16 +51,6 @@ def _names(host: str) -> list[x509.GeneralName]:
     return names
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_self_signed(
     folder: Path, host: str, *, now: datetime.datetime | None = None
 ) -> tuple[Path, Path, bool]:
@@ -89,7 +80,7 @@ def ensure_self_signed(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    write_private_file(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
