@@ -14,7 +14,10 @@ from consortia import MemberKeys, sign_action
 from consortia._json import JSON, JSONObject
 from consortia.analytics import Alert
 from consortia.engine.alerts import ALERT_ACTION, SERVICE_MEMBER
+from consortia.engine.audit import verify_ledger
+from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.records import parse_record
+from consortia.ledger.sqlite import SQLiteStore
 from testkit import js, storage_fingerprint
 
 ROLES: dict[str, JSONObject] = {
@@ -152,6 +155,14 @@ def test_suspend_on_alert_suspends_until_members_vote_to_reinstate(world: Analyt
     world.act("vendor", "voteFor", {"proposal": pending.txid, "ballot": "approve"})
     assert world.platform.runtime("acme").constitution.is_active("installer")
     world.refused("action_failed", world.sign("telco", "reinstateMember", {"id": "installer"}))
+    # `ledger verify` names each of the three alerts as such, and the two voted changes.
+    store = SQLiteStore(world.data / "ledger.sqlite", read_only=True)
+    try:
+        (audit,) = verify_ledger(store, load_node_key(world.data / "node.key"))
+    finally:
+        store.close()
+    assert (audit.kinds["alert"], audit.kinds["voted"]) == (3, 2)
+    assert sum(audit.kinds.values()) == audit.tree_size
 
 
 def test_a_suspended_member_can_be_removed_by_vote(world: AnalyticsWorld) -> None:

@@ -5,9 +5,11 @@ same answer. The ledger verifies offline afterwards."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from attack_kit import (
     expect_committed,
     nonce,
     sign_action,
+    txid_of,
     world_running,
 )
 
@@ -142,11 +145,23 @@ def test_ledger_verifies_offline_after_the_crashes(crashes: Crashes) -> None:
     w = crashes.world
     w.http.close()
     assert w.server.terminate(30) == 0
+    command = [str(CONSORTIA), "ledger", "verify", "--data", str(w.server.data)]
     verified = subprocess.run(  # noqa: S603 - our own venv's entry point
-        [str(CONSORTIA), "ledger", "verify", "--data", str(w.server.data)],
+        [*command, "--entries", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # Every entry is accounted for: the creation, the vote that brought the campaign's action
+    # in (a ballot and the amendment it decided), and requests the writers sent, whether their
+    # answer came (acknowledged) or was cut by the kill (retried above, same txid).
+    *lines, _summary = verified.stdout.splitlines()
+    entries = [json.loads(line) for line in lines]
+    mine = [e for e in entries if e["consortium"] == w.cid]
+    sent = {a.txid for r in crashes.rounds for a in r.acked}
+    sent |= {txid_of(body) for r in crashes.rounds for _, body in r.unacked}
+    kinds = Counter(e["kind"] for e in mine if e["txid"] not in sent)
+    assert kinds == Counter({"genesis": 1, "ballot": 1, "voted": 1}), kinds
+    assert {e["kind"] for e in mine if e["txid"] in sent} == {"request"}

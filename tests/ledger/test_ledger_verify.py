@@ -7,8 +7,10 @@ first bad seqno where the damage belongs to one. The untouched copy must verify.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -357,3 +359,31 @@ def test_random_flipped_bytes_in_the_file_are_detected(original: Ledger, tmp_pat
             changed += 1
             assert found is not None, f"flipped bit at offset {offset} not detected"
     assert changed >= 20  # the trials did hit the data, not only padding
+
+
+def test_every_entry_has_a_kind(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # What build_ledger did: per consortium a creation, the vote that voted "record" in (a
+    # ballot, and the amendment it decided in the same commit); in acme five requests and
+    # the two ballots that rejected removeMember; in globex five requests.
+    code, out = cli(copy, capsys)
+    assert code == 0, out
+    assert "'acme': 10 transactions (1 genesis, 5 request, 3 ballot, 1 voted, 0 alert)" in out
+    assert "'globex': 8 transactions (1 genesis, 5 request, 1 ballot, 1 voted, 0 alert)" in out
+    assert main(["ledger", "verify", "--data", str(copy), "--json", "--entries"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    entries, summary = lines[:-1], lines[-1]
+    assert summary["ok"] is True
+    for audit_doc in summary["consortia"]:
+        mine = [e for e in entries if e["consortium"] == audit_doc["consortium"]]
+        assert [e["seqno"] for e in mine] == list(range(audit_doc["tree_size"]))
+        assert sum(audit_doc["kinds"].values()) == audit_doc["tree_size"]
+        assert Counter(e["kind"] for e in mine) == Counter(
+            {k: v for k, v in audit_doc["kinds"].items() if v}
+        )
+    # The listing names no action and no value: only where, which and what kind.
+    assert all(set(e) == {"consortium", "seqno", "txid", "kind"} for e in entries)
+    assert [e["kind"] for e in entries if e["consortium"] == "acme"][:3] == [
+        "genesis",
+        "ballot",
+        "voted",
+    ]

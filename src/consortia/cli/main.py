@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
         "--data", required=True, metavar="DIR", help="the platform's data directory (node.key)"
     )
     walk.add_argument("--json", action="store_true", help="machine-readable output")
+    walk.add_argument(
+        "--entries",
+        action="store_true",
+        help="also list every entry as a JSON line: consortium, seqno, txid and kind "
+        "(genesis, request, ballot, voted, alert); no action names or values",
+    )
     walk.set_defaults(run=_ledger_verify)
 
     add_serve_parser(sub)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from consortia._json import JSON, loads_strict
-from consortia.engine.audit import LedgerDamaged, verify_ledger
+from consortia.engine.audit import ENTRY_KINDS, ConsortiumAudit, Entry, LedgerDamaged, verify_ledger
 from consortia.errors import BadRequest
 from consortia.identity.keyfile import load_public_jwk
 from consortia.identity.keys import VerifyKey
@@ -73,13 +73,21 @@ def receipt_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kinds(audit: ConsortiumAudit) -> str:
+    return ", ".join(f"{audit.kinds.get(kind, 0)} {kind}" for kind in ENTRY_KINDS)
+
+
 def ledger_verify(args: argparse.Namespace) -> int:
     """Walk the whole ledger in a data directory; 0 when every check holds, 1 otherwise."""
     data = Path(args.data)
     node_key = load_node_key(data / "node.key")
     store = SQLiteStore(data / "ledger.sqlite", read_only=True)
+
+    def listed(entry: Entry) -> None:
+        print(json.dumps(asdict(entry)))
+
     try:
-        audits = verify_ledger(store, node_key)
+        audits = verify_ledger(store, node_key, on_entry=listed if args.entries else None)
     except LedgerDamaged as exc:
         if args.json:
             body = {"ok": False, "consortium": exc.consortium, "seqno": exc.seqno}
@@ -89,11 +97,14 @@ def ledger_verify(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"ok": True, "consortia": [asdict(a) for a in audits]}, indent=2))
+        # With --entries the whole output is JSON lines: the summary is the last one.
+        summary = {"ok": True, "consortia": [asdict(a) for a in audits]}
+        print(json.dumps(summary, indent=None if args.entries else 2))
         return 0
     for audit in audits:
         print(
-            f"consortium {audit.consortium!r}: {audit.tree_size} transactions, "
+            f"consortium {audit.consortium!r}: {audit.tree_size} transactions "
+            f"({_kinds(audit)}), "
             f"{audit.signed_roots} signed roots, {audit.versions} state versions, "
             f"{audit.notifications} notifications, {audit.proposals} proposals: OK "
             f"(root {audit.root})"

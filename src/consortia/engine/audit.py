@@ -15,10 +15,12 @@ Verification raises :class:`LedgerDamaged`; it never returns a bool.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
 from consortia._json import loads_strict
+from consortia.engine.alerts import ALERT_ACTION, SERVICE_MEMBER
 from consortia.engine.consortium import ConsortiumRuntime, parent_of
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import ConsortiaError
@@ -30,7 +32,46 @@ from consortia.ledger.receipts import SignedRoot, verify_signed_root
 from consortia.ledger.records import TxRecord, parse_record, version_digest
 from consortia.ledger.store import AuditStore, SignedRootRow, TxRow
 
-__all__ = ["ConsortiumAudit", "LedgerDamaged", "verify_ledger"]
+__all__ = [
+    "ENTRY_KINDS",
+    "ConsortiumAudit",
+    "Entry",
+    "LedgerDamaged",
+    "entry_kind",
+    "verify_ledger",
+]
+
+#: Every kind of ledger entry, and what caused it. Only ``genesis``, ``request`` and
+#: ``ballot`` entries are the answer to a request of their own; a ``voted`` entry commits in
+#: the same batch as the ballot that decided it, an ``alert`` comes from the TEP itself.
+ENTRY_KINDS: Final = {
+    "genesis": "the operator's consortium creation",
+    "request": "a member's request, committed at once (its answer carries the seqno)",
+    "ballot": "a member's voteFor request (its answer carries the seqno)",
+    "voted": "a proposal executed once approved, beside the ballot that decided it",
+    "alert": "the misuse detector's alert (and suspension, if the policy says so)",
+}
+
+
+def entry_kind(record: TxRecord) -> str:
+    """The kind (a key of :data:`ENTRY_KINDS`) of one decrypted ledger record."""
+    if record.action == "createConsortium" and record.member == "operator":
+        return "genesis"
+    if record.action == ALERT_ACTION and record.member == SERVICE_MEMBER:
+        return "alert"
+    if isinstance(record.detail.get("proposal"), str):
+        return "voted"
+    return "ballot" if record.action == "voteFor" else "request"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger entry as ``ledger verify --entries`` lists it: no action, no values."""
+
+    consortium: str
+    seqno: int
+    txid: str
+    kind: str
 
 
 class LedgerDamaged(LedgerCorrupted):
@@ -56,10 +97,18 @@ class ConsortiumAudit:
     versions: int
     notifications: int
     proposals: int
+    #: Entries per kind (:data:`ENTRY_KINDS`); they add up to ``tree_size``.
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
-def verify_ledger(store: AuditStore, node_key: bytes) -> list[ConsortiumAudit]:
-    """Check every consortium in ``store``; raise :class:`LedgerDamaged` at the first damage."""
+def verify_ledger(
+    store: AuditStore, node_key: bytes, *, on_entry: Callable[[Entry], None] | None = None
+) -> list[ConsortiumAudit]:
+    """Check every consortium in ``store``; raise :class:`LedgerDamaged` at the first damage.
+
+    ``on_entry`` hears each entry, in seqno order, as it is walked (its record decrypted
+    and matched its row; a later check may still fail the walk).
+    """
     with store.snapshot():
         try:
             store.check_integrity()
@@ -78,7 +127,10 @@ def verify_ledger(store: AuditStore, node_key: bytes) -> list[ConsortiumAudit]:
                 consortium=None,
                 seqno=None,
             )
-        return [_Auditor(store, _open(store, node_key, service, cid)).run() for cid in cids]
+        return [
+            _Auditor(store, _open(store, node_key, service, cid), on_entry=on_entry).run()
+            for cid in cids
+        ]
 
 
 def _open(
@@ -103,6 +155,8 @@ class _Auditor:
 
     store: AuditStore
     runtime: ConsortiumRuntime
+    on_entry: Callable[[Entry], None] | None = None
+    kinds: Counter[str] = field(default_factory=Counter)
     problems: list[tuple[int, str]] = field(default_factory=list)
     # seqno -> version digests found in storage, to match against each record's writes
     writes: dict[int, Counter[str]] = field(default_factory=dict)
@@ -147,7 +201,10 @@ class _Auditor:
             raise
         except ConsortiaError as exc:
             raise self.fail(exc.message) from None
-        return ConsortiumAudit(self.cid, size, root, roots, versions, notifications, proposals)
+        kinds = {kind: self.kinds[kind] for kind in ENTRY_KINDS}
+        return ConsortiumAudit(
+            self.cid, size, root, roots, versions, notifications, proposals, kinds
+        )
 
     # -- state versions first, so each record can be matched with what it wrote ------------
 
@@ -252,6 +309,10 @@ class _Auditor:
                 raise LedgerCorrupted("the record's request does not hash to its txid")
             self._expect_nonce(record.request, record.txid, record.member)
         self.committed[record.txid] = record.seqno
+        kind = entry_kind(record)
+        self.kinds[kind] += 1
+        if self.on_entry is not None:
+            self.on_entry(Entry(self.cid, record.seqno, record.txid, kind))
         proposal = record.detail.get("proposal")
         if isinstance(proposal, str):
             self.approved[proposal] = record.seqno
