@@ -57,7 +57,8 @@ def _check_optional(jwk: dict[object, object], crv: Curve, what: str) -> None:
     if use is not None and use != _USE[crv]:
         raise BadRequest(f"{what}: 'use' must be {_USE[crv]!r} for a {crv} key, got {use!r}")
     alg = jwk.get("alg")
-    if alg is not None and alg not in _ALGS[crv]:
+    # isinstance first: a list or object "alg" is unhashable, and `in` a frozenset would raise.
+    if alg is not None and (not isinstance(alg, str) or alg not in _ALGS[crv]):
         expected = ", ".join(sorted(_ALGS[crv]))
         raise BadRequest(f"{what}: 'alg' {alg!r} does not fit a {crv} key (expected {expected})")
 

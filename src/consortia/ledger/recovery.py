@@ -317,8 +317,14 @@ def parse_holder_proof(token: str, *, now: int) -> HolderClaim:
         raise BadRequest(f"a holder proof lacks {exc}") from None
     if not isinstance(member, str) or member != jws.kid:
         raise BadRequest("the holder proof's member must equal its JWS kid")
-    if not (isinstance(cid, str) and all(isinstance(v, int) for v in (epoch, x, iat))):
-        raise BadRequest("a holder proof has a string consortium and integer epoch, x and iat")
+    # bool is an int subclass, but int(str(True)) below would raise ValueError: refuse it here.
+    if not (
+        isinstance(cid, str)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, x, iat))
+    ):
+        raise BadRequest(
+            "a holder proof has a string consortium and integer (not boolean) epoch, x and iat"
+        )
     jws.verify(key)
     if abs(now - int(str(iat))) > STATUS_WINDOW:
         raise StaleRequest(

@@ -105,8 +105,9 @@ async def read_jose_body(request: Request) -> bytes:
         )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("Content-Length must be a decimal number")
+        # isascii too: str.isdigit() accepts '²' and other digits int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
+            raise BadRequest("Content-Length must be a decimal number (ASCII digits 0-9)")
         if int(declared) > MAX_BODY_BYTES:
             raise BadRequest(
                 f"request body is {int(declared)} bytes; the limit is {MAX_BODY_BYTES} (1 MiB)"
@@ -162,7 +163,7 @@ def after_param(value: str | None) -> int:
     """The ``after`` notification id of a query or ``Last-Event-ID`` (0 when absent)."""
     if value is None or value == "":
         return 0
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"'after' must be a non-negative integer notification id, not {value!r}")
     return int(value)
 
@@ -171,7 +172,8 @@ def limit_param(value: str | None) -> int:
     """The ``limit`` of a notifications page: 1 to :data:`MAX_PAGE` (that many when absent)."""
     if value is None:
         return MAX_PAGE
-    if not value.isdigit() or len(value) > 6 or not 1 <= int(value) <= MAX_PAGE:
+    digits = value.isascii() and value.isdigit()  # isdigit() alone accepts '²'; int() not
+    if not digits or len(value) > 6 or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}, not {value[:20]!r}")
     return int(value)
 
