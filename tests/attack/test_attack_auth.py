@@ -583,11 +583,14 @@ def _token_alg(alg: str) -> Callable[[World], str]:
     return build
 
 
+# A token whose signature does not verify with the named member's key gets the answer a
+# non-member gets (unknown_member), so a guessed member id reveals nothing (protocol notes,
+# "Reads without a token"); a token that is no valid JWT at all is bad_signature.
 TOKENS_401: dict[str, tuple[Callable[[World], str], str]] = {
-    "forged-signature": (_token_flip, "bad_signature"),
+    "forged-signature": (_token_flip, "unknown_member"),
     "stranger-key-telco-kid": (
         lambda w: bearer(w.members["telco"], w.cid, key=Member("x").signing),
-        "bad_signature",
+        "unknown_member",
     ),
     "other-member-kid-own-key": (
         lambda w: bearer(
@@ -596,7 +599,7 @@ TOKENS_401: dict[str, tuple[Callable[[World], str], str]] = {
             kid="vendor",
             claims=token_claims("vendor", w.cid),
         ),
-        "bad_signature",
+        "unknown_member",
     ),
     "expired": (_claims(iat=Rel(-700), exp=Rel(-400)), "stale_request"),
     "expired-past-leeway": (_claims(iat=Rel(-500), exp=Rel(-120)), "stale_request"),
@@ -609,7 +612,7 @@ TOKENS_401: dict[str, tuple[Callable[[World], str], str]] = {
     "not-a-jwt": (lambda w: "hello", "bad_signature"),
     "globex-member-token-for-acme": (
         lambda w: bearer(w.others["globex"]["telco"], w.cid),
-        "bad_signature",
+        "unknown_member",
     ),
 }
 
