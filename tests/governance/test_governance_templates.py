@@ -35,6 +35,7 @@ PUBLIC = (
     "rotateLedgerSecret",
     "setAnalyticsPolicy",
     "reinstateMember",
+    "setPlatformPolicy",
 )
 VOTED = (
     "addMember",
@@ -45,6 +46,7 @@ VOTED = (
     "rotateLedgerSecret",
     "setAnalyticsPolicy",
     "reinstateMember",
+    "setPlatformPolicy",
 )
 UNVOTED = ("refreshTrustKeys", "voteFor")
 INTERNAL = ("approveAction", "sendNotifications")
@@ -55,7 +57,7 @@ TIMES = (0, 1_700_000_000, 2**53 - 1)
 
 def test_base_action_sets() -> None:
     assert frozenset((*PUBLIC, *INTERNAL)) == BASE_ACTIONS
-    assert len(BASE_ACTIONS) == 12
+    assert len(BASE_ACTIONS) == 13
     governance = {*VOTED, "refreshTrustKeys"}
     assert governance == GOVERNANCE_ACTIONS
     assert GOVERNANCE_ACTIONS < BASE_ACTIONS

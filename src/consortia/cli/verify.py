@@ -77,6 +77,22 @@ def _kinds(audit: ConsortiumAudit) -> str:
     return ", ".join(f"{audit.kinds.get(kind, 0)} {kind}" for kind in ENTRY_KINDS)
 
 
+def _notifications(audit: ConsortiumAudit) -> str:
+    notes = []
+    if audit.notifications_before_commitments:
+        notes.append(f"{audit.notifications_before_commitments} stored before records committed")
+    if audit.notifications_awaiting_record:
+        notes.append(f"{audit.notifications_awaiting_record} awaiting the next record")
+    return f"{audit.notifications} notifications" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _recovery(audit: ConsortiumAudit) -> str:
+    if audit.recovery_epoch is None:
+        return "no recovery record"
+    older = "" if audit.recovery_committed else " (issued by an older build: parsed, not matched)"
+    return f"recovery record of epoch {audit.recovery_epoch}{older}"
+
+
 def ledger_verify(args: argparse.Namespace) -> int:
     """Walk the whole ledger in a data directory; 0 when every check holds, 1 otherwise."""
     data = Path(args.data)
@@ -106,7 +122,7 @@ def ledger_verify(args: argparse.Namespace) -> int:
             f"consortium {audit.consortium!r}: {audit.tree_size} transactions "
             f"({_kinds(audit)}), "
             f"{audit.signed_roots} signed roots, {audit.versions} state versions, "
-            f"{audit.notifications} notifications, {audit.proposals} proposals: OK "
+            f"{_notifications(audit)}, {audit.proposals} proposals, {_recovery(audit)}: OK "
             f"(root {audit.root})"
         )
     print(f"ledger OK: {len(audits)} consortia verified in {data}")

@@ -5,23 +5,29 @@ record decrypts (its AEAD binds it to its consortium and seqno), matches its dig
 its own seqno, txid and consortium, and its request hashes to its txid; the Merkle tree
 rebuilt from the records equals every stored node and every signed root, each signed by the
 service key; and every other row (state versions, key names, nonces, notifications,
-proposals) decrypts and agrees with the records. So a flipped byte, a truncated file, or a
-row deleted, added or moved in storage is reported, with the first bad seqno where the
-damage belongs to one.
+proposals) decrypts and agrees with the records. Each record commits to the notification
+queue entries stored under it, so an entry deleted (the newest of a queue too), added,
+altered or moved is reported at the record that committed to it. So a flipped byte, a
+truncated file, or a row deleted, added or moved in storage is reported, with the first bad
+seqno where the damage belongs to one.
 
 Verification raises :class:`LedgerDamaged`; it never returns a bool.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from consortia._json import loads_strict
+from consortia._json import JSONObject, loads_strict
 from consortia.engine.alerts import ALERT_ACTION, SERVICE_MEMBER
 from consortia.engine.consortium import ConsortiumRuntime, parent_of
+from consortia.engine.recovery import BACKUP_META, ServiceBackup
+from consortia.engine.request import operator_nonce_name
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import ConsortiaError
 from consortia.identity.box import Sealer
@@ -29,7 +35,17 @@ from consortia.identity.jws import parse_compact, txid_of
 from consortia.ledger.crypto import LedgerCorrupted
 from consortia.ledger.merkle import MerkleFrontier, leaf_hash, leaf_input, perfect_subtree_count
 from consortia.ledger.receipts import SignedRoot, verify_signed_root
-from consortia.ledger.records import TxRecord, parse_record, version_digest
+from consortia.ledger.records import (
+    NOTIFICATIONS_FIELD,
+    RECOVERY_FIELD,
+    TxRecord,
+    notification_entry,
+    notifications_digest,
+    parse_record,
+    queue_head_name,
+    version_digest,
+)
+from consortia.ledger.recovery import RecoveryRecord, record_name
 from consortia.ledger.store import AuditStore, SignedRootRow, TxRow
 
 __all__ = [
@@ -99,6 +115,16 @@ class ConsortiumAudit:
     proposals: int
     #: Entries per kind (:data:`ENTRY_KINDS`); they add up to ``tree_size``.
     kinds: dict[str, int] = field(default_factory=dict)
+    #: Notifications stored before records committed to queues (an older build): checked
+    #: for gaps and authenticity, but the deletion of a queue's newest is not noticeable.
+    notifications_before_commitments: int = 0
+    #: Notifications queued after the newest record (by proposals opened since), which the
+    #: next record will commit to; the queue head commits to them meanwhile.
+    notifications_awaiting_record: int = 0
+    #: The epoch of the recovery record members' shares open (None: none is stored), and
+    #: whether the ledger commits to it (False for a record an older build issued).
+    recovery_epoch: int | None = None
+    recovery_committed: bool = False
 
 
 def verify_ledger(
@@ -127,10 +153,53 @@ def verify_ledger(
                 consortium=None,
                 seqno=None,
             )
+        _check_meta(store, set(cids), service)
         return [
-            _Auditor(store, _open(store, node_key, service, cid), on_entry=on_entry).run()
+            _Auditor(
+                store,
+                _open(store, node_key, service, cid),
+                node_key,
+                service.operator_nonce_key(),
+                on_entry=on_entry,
+            ).run()
             for cid in cids
         ]
+
+
+#: The platform-level values a build writes; group 1 is a consortium id where there is one.
+_META_NAMES: Final = re.compile(
+    r"service-keys|recovery-service-backup|operator-nonce/[0-9a-f]{64}"
+    r"|recovery/(.+?)(?:/[0-9]+)?|queue/(.+)"
+)
+
+
+def _check_meta(store: AuditStore, cids: set[str], service: ServiceIdentity) -> None:
+    """Every platform-level value is one a build writes, for a consortium the store holds;
+    the operator's service-key backup (if any) parses and names these service keys. The
+    consortium-level ones (recovery records, queue heads) are checked with their ledgers."""
+
+    def fail(message: str) -> LedgerDamaged:
+        return LedgerDamaged(message, consortium=None, seqno=None)
+
+    for name in store.meta_names():
+        found = _META_NAMES.fullmatch(name)
+        cid = None if found is None else (found.group(1) or found.group(2))
+        if found is None or (cid is not None and cid not in cids):
+            raise fail(
+                f"storage holds a platform value {name!r} that no consortium or build of the "
+                "platform wrote: a row was renamed or added"
+            )
+    backup = store.meta_get(BACKUP_META)
+    if backup is not None:
+        try:
+            sealed = ServiceBackup.from_bytes(backup)
+        except ConsortiaError as exc:
+            raise fail(f"the operator's service-key backup is damaged: {exc.message}") from None
+        if sealed.service_key != service.signing.verify_key:
+            raise fail(
+                "the operator's service-key backup holds other service keys than this "
+                "platform's: a recovery from it would sign with keys members do not pin"
+            )
 
 
 def _open(
@@ -155,6 +224,8 @@ class _Auditor:
 
     store: AuditStore
     runtime: ConsortiumRuntime
+    node_key: bytes
+    nonce_key: bytes
     on_entry: Callable[[Entry], None] | None = None
     kinds: Counter[str] = field(default_factory=Counter)
     problems: list[tuple[int, str]] = field(default_factory=list)
@@ -167,6 +238,10 @@ class _Auditor:
     nonces: dict[bytes, str] = field(default_factory=dict)
     # proposal id -> seqno of the record that executed it after approval
     approved: dict[str, int] = field(default_factory=dict)
+    # seqno -> the digest of queue entries its record commits to (records that carry one)
+    queue_digests: dict[int, str] = field(default_factory=dict)
+    # the newest record that committed to a recovery record: (its seqno = epoch, digest)
+    recovery: tuple[int, str] | None = None
     previous_root: int = 0
 
     @property
@@ -194,7 +269,8 @@ class _Auditor:
             self._names()
             proposals = self._proposals()
             self._nonces()
-            notifications = self._notifications()
+            notifications, before, awaiting = self._notifications(size)
+            epoch, committed = self._recovery(size)
             # Finally what a restart does: constitution, open proposals, frontier.
             runtime.reload()
         except LedgerDamaged:
@@ -203,7 +279,18 @@ class _Auditor:
             raise self.fail(exc.message) from None
         kinds = {kind: self.kinds[kind] for kind in ENTRY_KINDS}
         return ConsortiumAudit(
-            self.cid, size, root, roots, versions, notifications, proposals, kinds
+            self.cid,
+            size,
+            root,
+            roots,
+            versions,
+            notifications,
+            proposals,
+            kinds,
+            before,
+            awaiting,
+            epoch,
+            committed,
         )
 
     # -- state versions first, so each record can be matched with what it wrote ------------
@@ -308,6 +395,8 @@ class _Auditor:
             if txid_of(record.request) != record.txid:
                 raise LedgerCorrupted("the record's request does not hash to its txid")
             self._expect_nonce(record.request, record.txid, record.member)
+            if record.seqno == 0:
+                self._expect_operator_nonce(record.request, record.txid)
         self.committed[record.txid] = record.seqno
         kind = entry_kind(record)
         self.kinds[kind] += 1
@@ -316,6 +405,12 @@ class _Auditor:
         proposal = record.detail.get("proposal")
         if isinstance(proposal, str):
             self.approved[proposal] = record.seqno
+        recovery = record.detail.get(RECOVERY_FIELD)
+        if recovery is not None:
+            self.recovery = (record.seqno, str(recovery))
+        queued = record.detail.get(NOTIFICATIONS_FIELD)
+        if queued is not None:
+            self.queue_digests[record.seqno] = str(queued)
         return record
 
     def _check_writes(self, record: TxRecord) -> None:
@@ -360,6 +455,21 @@ class _Auditor:
             )
 
     # -- the rest of the consortium's rows ---------------------------------------------------
+
+    def _expect_operator_nonce(self, request: str, txid: str) -> None:
+        """The creation's operator nonce is still marked used, by this creation: otherwise a
+        replay of the operator's request would not be refused."""
+        payload = loads_strict(parse_compact(request).payload, what="stored request")
+        nonce = payload.get("nonce") if isinstance(payload, dict) else None
+        marks = {
+            self.store.meta_get(operator_nonce_name(key, str(nonce)))
+            for key in (self.nonce_key, self.node_key)  # the node key: older stores
+        }
+        if txid.encode() not in marks:
+            raise LedgerCorrupted(
+                "the platform no longer marks the creation request's operator nonce used "
+                "(its meta entry was deleted or altered): a replay of it would not be refused"
+            )
 
     def _expect_nonce(self, request: str, txid: str, member: str) -> None:
         payload = loads_strict(parse_compact(request).payload, what="stored request")
@@ -414,13 +524,156 @@ class _Auditor:
         if stored:
             raise self.fail(f"{len(stored)} stored nonces belong to no stored request")
 
-    def _notifications(self) -> int:
-        count = 0
+    def _recovery(self, size: int) -> tuple[int | None, bool]:
+        """The stored recovery record against the ledger record that committed to it: the
+        pointer names that epoch and the record's bytes hash to what the ledger says, so a
+        record deleted or altered in storage is found now, not on the day members need it.
+
+        Returns the epoch, and whether the ledger commits to the record (a record issued by
+        an older build is only parsed: no record of the ledger names it).
+        """
+        pointer = self.store.meta_get(record_name(self.cid))
+        epoch: int | None = None
+        if pointer is not None:
+            text = pointer.decode("ascii", errors="replace")
+            if not text.isdigit() or int(text) >= size:
+                raise self.fail(f"the recovery pointer names no epoch of the ledger: {text!r}")
+            epoch = int(text)
+        if self.recovery is None:
+            if epoch is not None:
+                self._recovery_record(epoch)
+            return epoch, False
+        issued, digest = self.recovery
+        if epoch != issued:
+            raise self.fail(
+                f"the ledger issued recovery shares at epoch {issued} but the recovery pointer "
+                f"names {'none' if epoch is None else f'epoch {epoch}'}: members' shares would "
+                "open nothing (the pointer was changed or deleted)",
+                issued,
+            )
+        stored = self._recovery_record(issued)
+        if hashlib.sha256(stored).hexdigest() != digest:
+            raise self.fail(
+                f"the recovery record of epoch {issued} is not the one the ledger committed to: "
+                "it was altered, and members' shares would not open it",
+                issued,
+            )
+        return issued, True
+
+    def _recovery_record(self, epoch: int) -> bytes:
+        stored = self.store.meta_get(record_name(self.cid, epoch))
+        if not stored:
+            raise self.fail(f"the recovery record of epoch {epoch} is missing", epoch)
+        try:
+            record = RecoveryRecord.from_bytes(stored)
+        except ConsortiaError as exc:
+            raise self.fail(f"the recovery record of epoch {epoch}: {exc.message}", epoch) from None
+        if (record.cid, record.epoch) != (self.cid, epoch):
+            raise self.fail(
+                f"the recovery record filed at epoch {epoch} is for consortium "
+                f"{record.cid!r} at epoch {record.epoch}",
+                epoch,
+            )
+        return stored
+
+    def _queue_head(self, entries: list[bytes], size: int) -> str | None:
+        """What is wrong with the queue head, which commits to ``entries`` (those no record
+        covers yet), or None. A head that waits for an older record is stale and ignored."""
+        stored = self.store.meta_get(queue_head_name(self.cid))
+        head: JSONObject | None = None
+        if stored is not None:
+            try:
+                doc = loads_strict(stored, what="queue head")
+            except ConsortiaError:
+                return "the queue head is not JSON: it was altered"
+            if not isinstance(doc, dict) or self.runtime.queue_head_mac(doc) != doc.get("mac"):
+                return "the queue head was altered"
+            if doc.get("seqno") == size:
+                head = doc  # otherwise stale: a record since commits to what it covered
+        if head is None:
+            if entries:
+                return (
+                    f"{len(entries)} notification queue entries wait for the next record and "
+                    "no queue head commits to them: the head was deleted"
+                )
+            return None
+        if head.get("entries") != len(entries) or head.get("digest") != notifications_digest(
+            entries
+        ):
+            return (
+                f"the queue head commits to {head.get('entries')} notification queue entries "
+                f"awaiting the next record, not the {len(entries)} stored: an entry was "
+                "deleted, added, altered or moved"
+            )
+        return None
+
+    def _notifications(self, size: int) -> tuple[int, int, int]:
+        """Every queue entry against the record that commits to it; returns the number of
+        entries, of those stored before records committed to queues, and of those awaiting
+        the next record.
+
+        A problem tied to a record (its entries are not those stored) names its seqno; one
+        only a queue shows (a gap, an entry that does not decrypt) is told beside it, since
+        the record that lost or gained the entry is the better pointer to the damage.
+        """
+        count = before = awaiting = 0
         last: dict[bytes, int] = {}
+        # seqno of the committing record -> the entries stored under it
+        under: dict[int, list[bytes]] = {}
+        loose: list[str] = []
         for row in self.store.scan_notifications(self.cid):
-            data = self.runtime.notification_data(row)
-            if data.get("id") != row.nid or row.nid != last.get(row.member_hash, 0) + 1:
-                raise self.fail(f"a notification queue has a gap or a moved entry at id {row.nid}")
-            last[row.member_hash] = row.nid
             count += 1
-        return count
+            if row.nid != last.get(row.member_hash, 0) + 1:
+                loose.append(f"a notification queue has a gap or a moved entry at id {row.nid}")
+            last[row.member_hash] = row.nid
+            try:
+                data, committed_in = self.runtime.notification_entry(row)
+            except ConsortiaError as exc:
+                loose.append(exc.message)
+                continue
+            if data.get("id") != row.nid:
+                loose.append(f"a notification queue has a gap or a moved entry at id {row.nid}")
+            if committed_in is None:
+                before += 1
+                continue
+            entry = notification_entry(row.member_hash, row.nid, row.blob)
+            under.setdefault(committed_in, []).append(entry)
+        bad: list[tuple[int, str]] = []
+        for seqno, committed in self.queue_digests.items():
+            entries = under.pop(seqno, [])
+            if notifications_digest(entries) != committed:
+                bad.append(
+                    (
+                        seqno,
+                        f"its record commits to notification queue entries that are not the "
+                        f"{len(entries)} stored under it: an entry was deleted, added, altered "
+                        "or moved",
+                    )
+                )
+        problem = self._queue_head(under.get(size, []), size)
+        if problem is not None:
+            loose.append(problem)
+        for seqno, entries in under.items():
+            if seqno == size:
+                awaiting += len(entries)
+            elif seqno < size:
+                bad.append(
+                    (
+                        seqno,
+                        f"{len(entries)} notification queue entries name this record, which "
+                        "commits to none",
+                    )
+                )
+            else:
+                loose.append(
+                    f"{len(entries)} notification queue entries name seqno {seqno}, past "
+                    f"the ledger's {size} entries"
+                )
+        if bad:
+            seqno, message = min(bad)
+            if loose:
+                message += f" ({loose[0]})"
+            raise self.fail(message, seqno)
+        if loose:
+            raise self.fail(loose[0])
+        return count, before, awaiting

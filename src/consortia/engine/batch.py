@@ -4,11 +4,20 @@ A :class:`Batch` gathers the outcome of several requests so that one storage tra
 commits them all. It works on its own copies of the constitution, the Merkle frontier and
 the proposals; :meth:`Batch.applied` moves them into the runtime only after the commit is
 durable, so readers never see what a failed commit may still lose.
+
+Each record commits to the notification queue entries stored under it (``detail
+["notifications"]``, see :func:`consortia.ledger.records.notifications_digest`): an entry
+belongs to the newest record staged when it was queued, or to the batch's first record when
+none was yet. So a record is sealed (encrypted, hashed into its leaf) only once no more
+entries can join it: when the next record is staged, or at :meth:`Batch.finish`. Entries
+queued by a batch with no record (one that only opened a proposal) wait for the next one;
+until then the consortium's queue head (a keyed meta row, see
+:meth:`ConsortiumRuntime.queue_head`) commits to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from consortia._json import JSONObject
 from consortia.engine.consortium import (
@@ -22,7 +31,14 @@ from consortia.governance.voting import Proposal
 from consortia.ledger.crypto import Keyring
 from consortia.ledger.merkle import MerkleFrontier
 from consortia.ledger.receipts import sign_root
-from consortia.ledger.records import SALT_BYTES, Audience, TxRecord
+from consortia.ledger.records import (
+    NOTIFICATIONS_FIELD,
+    SALT_BYTES,
+    Audience,
+    TxRecord,
+    notification_entry,
+    notifications_digest,
+)
 from consortia.ledger.store import CommitBatch, NodeRow, NonceRow, SignedRootRow
 from consortia.notify.messages import Notice
 
@@ -55,6 +71,10 @@ class Batch:
     #: read otherwise costing a storage lookup, a decryption and a JSON parse.
     _reads: dict[str, StateVersion | None] = field(default_factory=dict, repr=False)
     _lists: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    #: The newest staged record, not sealed yet: queue entries still join it.
+    _open: TxRecord | None = field(default=None, repr=False)
+    #: Entries (:func:`notification_entry`) queued for the record :attr:`committed_in` names.
+    _queued: list[bytes] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.next_seqno = self.runtime.next_seqno
@@ -123,14 +143,46 @@ class Batch:
             salt=runtime.random(SALT_BYTES),
             detail=detail,
         )
-        row = runtime.tx_row(record)
-        self.rows.txs.append(row)
-        self.rows.nodes.extend(NodeRow(*node) for node in self.frontier.append(row.leaf_hash))
+        if self._open is not None:
+            self._seal(self._open)
+        self._open = record
         if nonce is not None:
             self.add_nonce(*nonce, txid=txid)
         self.committed[txid] = seqno
         self.next_seqno = seqno + 1
         return seqno
+
+    @property
+    def committed_in(self) -> int:
+        """The seqno of the record that commits to a queue entry staged now."""
+        return self.next_seqno if self._open is None else self._open.seqno
+
+    @property
+    def last_tx(self) -> tuple[int, str] | None:
+        """Seqno and txid of the batch's newest transaction, if it has one."""
+        if self._open is not None:
+            return self._open.seqno, self._open.txid
+        if self.rows.txs:
+            return self.rows.txs[-1].seqno, self.rows.txs[-1].txid
+        return None
+
+    def note_in_last_record(self, name: str, value: str) -> None:
+        """Add ``detail[name]`` to the batch's newest record, which is not sealed yet."""
+        if self._open is None:
+            raise ValueError("the batch has no open record to note in")
+        self._open = replace(self._open, detail={**self._open.detail, name: value})
+
+    def _seal(self, record: TxRecord) -> None:
+        """Commit the open record to its queue entries, then encrypt it and add its leaf."""
+        self._open = None
+        entries, self._queued = self._queued, []
+        if record.seqno == self.runtime.next_seqno:
+            # The batch's first record: also what batches without a record queued before.
+            entries = self.runtime.uncommitted_notifications() + entries
+        detail: JSONObject = {**record.detail, NOTIFICATIONS_FIELD: notifications_digest(entries)}
+        row = self.runtime.tx_row(replace(record, detail=detail))
+        self.rows.txs.append(row)
+        self.rows.nodes.extend(NodeRow(*node) for node in self.frontier.append(row.leaf_hash))
 
     def add_nonce(self, member: str, nonce: str, *, txid: str) -> None:
         """Stage a used nonce."""
@@ -162,13 +214,19 @@ class Batch:
             current = self.counters.get(notice.member)
             if current is None:
                 current = runtime.notification_counter(notice.member)
-            row = runtime.notification_row(notice, current + 1, self.constitution)
+            row = runtime.notification_row(
+                notice, current + 1, self.constitution, committed_in=self.committed_in
+            )
             if row is not None:
                 self.counters[notice.member] = current + 1
                 self.rows.notifications.append(row)
+                self._queued.append(notification_entry(row.member_hash, row.nid, row.blob))
 
     def finish(self, *, now: int) -> CommitBatch:
-        """The rows to commit: proposals, and the new root signed by the service at ``now``."""
+        """The rows to commit: the last record, proposals, and the new root signed by the
+        service at ``now``. Nothing may be staged after it."""
+        if self._open is not None:
+            self._seal(self._open)
         for proposal in self.proposals.values():
             self.rows.proposals.append(self.runtime.proposal_row(proposal))
         if self.rows.txs:
@@ -183,6 +241,12 @@ class Batch:
             previous = self.runtime.frontier.size
             mac = self.runtime.signed_root_mac(size, previous, jws)
             self.rows.signed_root = SignedRootRow(size, previous, jws, mac)
+        elif self._queued:
+            # No record commits to these entries yet: the queue head does, until one does.
+            name, value = self.runtime.queue_head(
+                self.runtime.uncommitted_notifications() + self._queued
+            )
+            self.rows.meta[name] = value
         return self.rows
 
     def applied(self) -> None:
@@ -195,6 +259,7 @@ class Batch:
         if self.new_keyring is not None:
             runtime.keyring = self.new_keyring
         runtime.note_counters(self.counters)
+        runtime.note_notifications(self._queued, committed=bool(self.rows.txs))
         for proposal in self.proposals.values():
             if proposal.is_open:
                 runtime.proposals[proposal.id] = proposal

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from consortia._json import JSON, JSONObject, json_list, loads_strict
-from consortia.engine.consortium import GOV_ANALYTICS, GOV_RECOVERY
+from consortia.engine.consortium import GOV_ANALYTICS, GOV_PLATFORM, GOV_RECOVERY
 from consortia.engine.execution import Execution
 from consortia.errors import (
     ActionFailed,
@@ -38,6 +38,7 @@ from consortia.governance.parse import (
     parse_permissions,
     require_fields,
 )
+from consortia.governance.platform_policy import PlatformPolicy
 from consortia.governance.voting import (
     Ballot,
     Decision,
@@ -448,6 +449,25 @@ def _analytics_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON
     return {"analytics": policy.to_json()}
 
 
+# -- setPlatformPolicy ------------------------------------------------------------------------
+#
+# The whole policy is replaced. A policy that rejects the TEP it is proposed or executed on is
+# accepted on purpose: that is how an upgrade is voted (list the new build's measurement, then
+# drop the old one). From its commit on, a TEP the policy rejects refuses to serve the
+# consortium (Platform.execute_batch, Platform.reader); the commit itself stands.
+
+
+def _platform_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    PlatformPolicy.from_params(params)
+
+
+def _platform_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    policy = PlatformPolicy.from_params(params)
+    ex.constitution = replace(ex.constitution, platform_policy=policy)
+    ex.put_everyone(GOV_PLATFORM, policy.to_json())
+    return {"platform_policy": policy.to_json()}
+
+
 # -- voteFor / approveAction ------------------------------------------------------------------
 
 
@@ -539,4 +559,5 @@ BUILTINS: dict[str, Builtin] = {
     "rotateLedgerSecret": Builtin(_rekey_check, _rekey_run),
     "setAnalyticsPolicy": Builtin(_analytics_check, _analytics_run),
     "reinstateMember": Builtin(_reinstate_check, _reinstate_run),
+    "setPlatformPolicy": Builtin(_platform_check, _platform_run),
 }

@@ -26,6 +26,7 @@ from consortia.governance.analytics_policy import (
 )
 from consortia.governance.constitution import Constitution
 from consortia.governance.parse import parse_action_definition, parse_member, parse_proposal
+from consortia.governance.platform_policy import parse_platform_policy
 from consortia.governance.voting import Proposal
 from consortia.identity.box import Sealer
 from consortia.identity.keys import SigningKey
@@ -38,6 +39,9 @@ from consortia.ledger.records import (
     TxRecord,
     audience_from_json,
     audience_to_json,
+    notification_entry,
+    notifications_digest,
+    queue_head_name,
     record_digest,
     version_digest,
 )
@@ -55,6 +59,7 @@ __all__ = [
     "GOV_ACTIONS",
     "GOV_ANALYTICS",
     "GOV_MEMBERS",
+    "GOV_PLATFORM",
     "GOV_RECOVERY",
     "GOV_SETTINGS",
     "ConsortiumRuntime",
@@ -72,7 +77,11 @@ GOV_SETTINGS = "gov/settings"
 GOV_RECOVERY = "gov/recovery"
 #: The analytics policy (setAnalyticsPolicy); absent means the default policy.
 GOV_ANALYTICS = "gov/analytics"
+#: The platform policy (setPlatformPolicy); absent means the default policy (any TEP).
+GOV_PLATFORM = "gov/platform"
 _SEQ = struct.Struct(">Q")
+#: In a stored queue entry (never served): the seqno of the record that commits to it.
+_COMMITTED_IN: Final = "committed_in"
 
 Random = Callable[[int], bytes]
 
@@ -144,6 +153,9 @@ class ConsortiumRuntime:
         self.constitution = Constitution(actions={}, members={})
         self.proposals: dict[str, Proposal] = {}
         self._counters: dict[str, int] = {}
+        # Queue entries stored for the record at next_seqno, which is not written yet (a
+        # batch that only opened a proposal); None until read back from storage.
+        self._uncommitted: list[bytes] | None = None
         self.next_seqno = 0
         self.frontier = MerkleFrontier()
         #: The newest signed root whose signature was checked (receipts reuse it).
@@ -200,6 +212,7 @@ class ConsortiumRuntime:
         # O(log n) reads: one stored node per one bit of the size, never the old leaves.
         self.frontier = MerkleFrontier.restore(self.next_seqno, self.stored_node)
         self._counters.clear()
+        self._uncommitted = None
         self.constitution = self.read_constitution()
         self.proposals = {}
         for row in self.store.open_proposals(self.cid):
@@ -230,9 +243,17 @@ class ConsortiumRuntime:
             if self.latest(GOV_ANALYTICS)
             else DEFAULT_ANALYTICS_POLICY
         )
+        platform_policy = (
+            parse_platform_policy(
+                self._gov_value(GOV_PLATFORM), what=GOV_PLATFORM, error=LedgerCorrupted
+            )
+            if self.latest(GOV_PLATFORM)
+            else None
+        )
         return Constitution(
             recovery_threshold=recovery if isinstance(recovery, int) else None,
             analytics=analytics,
+            platform_policy=platform_policy,
             actions=actions,
             members=members,
             new_member_actions=tuple(str(a) for a in new_member if isinstance(a, str))
@@ -390,6 +411,57 @@ class ConsortiumRuntime:
         """Record queue ids that a durable commit used."""
         self._counters.update(counters)
 
+    def uncommitted_notifications(self) -> list[bytes]:
+        """Entries (:func:`notification_entry`) of stored queue rows that name the record at
+        ``next_seqno``: what batches that only opened a proposal queued since the last record.
+
+        The first record of the next batch commits to them. Read back from storage once (the
+        newest rows of each member's queue, newest first, while they name that record); after
+        that the runtime keeps the list as commits go.
+        """
+        if self._uncommitted is None:
+            found: list[bytes] = []
+            for member in self.constitution.members:
+                member_hash = self.member_hash(member)
+                nid = self.notification_counter(member)
+                while nid > 0:
+                    rows = self.store.notifications(self.cid, member_hash, nid - 1, 1)
+                    if not rows or self.notification_entry(rows[0])[1] != self.next_seqno:
+                        break
+                    found.append(notification_entry(member_hash, nid, rows[0].blob))
+                    nid -= 1
+            self._uncommitted = found
+        return list(self._uncommitted)
+
+    def queue_head(self, entries: list[bytes]) -> tuple[str, bytes]:
+        """The meta row that commits to ``entries``, queued since the newest record.
+
+        A batch with no record (one that only opened proposals) writes it, so a queue entry
+        no record covers yet (a ballot's ``vote_request``) cannot be deleted unnoticed
+        either. Its value is public but keyed: the record it waits for, how many entries,
+        their digest, and a keyed hash over the three.
+        """
+        doc: JSONObject = {
+            "seqno": self.next_seqno,
+            "entries": len(entries),
+            "digest": notifications_digest(entries),
+        }
+        doc["mac"] = self.queue_head_mac(doc)
+        return queue_head_name(self.cid), canonical(doc)
+
+    def queue_head_mac(self, doc: JSONObject) -> str:
+        """The keyed hash in a queue head over its other fields."""
+        fields = f"{doc.get('seqno')}|{doc.get('entries')}|{doc.get('digest')}"
+        return self.keyring.name_hash("queue-head", fields).hex()
+
+    def note_notifications(self, entries: list[bytes], *, committed: bool) -> None:
+        """After a durable commit: its records committed every pending entry, or (a batch
+        with no record) ``entries`` wait for the next record."""
+        if committed:
+            self._uncommitted = []
+        elif self._uncommitted is not None:
+            self._uncommitted.extend(entries)
+
     def notification_counter(self, member: str) -> int:
         """The id of the member's newest queued notification."""
         count = self._counters.get(member)
@@ -446,13 +518,18 @@ class ConsortiumRuntime:
         return ProposalRow(pid_hash, proposal.is_open, blob)
 
     def notification_row(
-        self, notice: Notice, nid: int, constitution: Constitution
+        self, notice: Notice, nid: int, constitution: Constitution, *, committed_in: int
     ) -> NotificationRow | None:
-        """Seal a notice to its member's current key; None if the member is unknown."""
+        """Seal a notice to its member's current key; None if the member is unknown.
+
+        ``committed_in`` is the seqno of the record that will commit to the row; it is stored
+        with the entry (for ``ledger verify``) and never served.
+        """
         member = constitution.members.get(notice.member)
         if member is None:
             return None
         data = seal_notice(self.sealer, member.encryption_key, notice, nid)
+        data[_COMMITTED_IN] = committed_in
         member_hash = self.member_hash(notice.member)
         blob = self.keyring.encrypt(
             canonical(data),
@@ -463,6 +540,11 @@ class ConsortiumRuntime:
 
     def notification_data(self, row: NotificationRow) -> JSONObject:
         """Decrypt one queue entry to the wire form of PROTOCOL.md section 5."""
+        return self.notification_entry(row)[0]
+
+    def notification_entry(self, row: NotificationRow) -> tuple[JSONObject, int | None]:
+        """Decrypt one queue entry: its wire form, and the seqno of the record that commits
+        to it (None for an entry stored before records committed to queues)."""
         plain = self.keyring.decrypt(
             row.blob,
             self._aad(b"notification", row.member_hash, _SEQ.pack(row.nid)),
@@ -471,4 +553,7 @@ class ConsortiumRuntime:
         doc = loads_strict(plain, what="notification")
         if not isinstance(doc, dict):
             raise LedgerCorrupted(f"notification {row.nid} is not an object")
-        return doc
+        committed_in = doc.pop(_COMMITTED_IN, None)
+        if committed_in is not None and not isinstance(committed_in, int):
+            raise LedgerCorrupted(f"notification {row.nid} names no seqno for its record")
+        return doc, committed_in

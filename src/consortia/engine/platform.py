@@ -7,8 +7,6 @@ commits them in one storage transaction (group commit), answering only once it i
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import time
@@ -38,6 +36,7 @@ from consortia.engine.outcomes import Created, Outcome
 from consortia.engine.pipeline import ActionSandbox, Pipeline, RequestTrace
 from consortia.engine.recovery import issue_shares
 from consortia.engine.request import (
+    operator_nonce_name,
     parse_operator_request,
     unwrap_body,
 )
@@ -54,9 +53,11 @@ from consortia.errors import (
     UnknownMember,
 )
 from consortia.governance.constitution import (
+    Constitution,
     Member,
 )
 from consortia.governance.parse import parse_member
+from consortia.governance.platform_policy import PlatformPolicy, RunningPlatform, check_platform
 from consortia.governance.templates import DEFAULT_TEMPLATE, Template
 from consortia.identity.box import Sealer
 from consortia.identity.jws import ParsedJWS
@@ -120,6 +121,7 @@ class Platform:
         random: Random = os.urandom,
         service: ServiceIdentity | None = None,
         analytics: EventSink | None = None,
+        running: RunningPlatform | None = None,
     ) -> None:
         self.store = store
         self._node_key = node_key
@@ -143,6 +145,12 @@ class Platform:
         self._alerts = AlertInbox()
         #: Called (from any thread) with the consortium id after :meth:`submit_alert`.
         self.alert_listener: AlertListener | None = None
+        #: The TEP this engine runs in; each consortium's platform policy decides whether it
+        #: is served here (:meth:`_not_accepted`).
+        self.running = running or RunningPlatform()
+        #: Per consortium: the platform policy last checked and the refusal it gave (None:
+        #: accepted), so the check runs once per voted policy, not per request.
+        self._verdicts: dict[str, tuple[PlatformPolicy | None, str | None]] = {}
 
     def __repr__(self) -> str:
         return f"Platform(store={type(self.store).__name__}, consortia={len(self._runtimes)})"
@@ -157,6 +165,7 @@ class Platform:
         sandbox: ActionSandbox | None = None,
         clock: Clock = _wall_clock,
         analytics: bool | EventSink = True,
+        running: RunningPlatform | None = None,
     ) -> Platform:
         """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key.
 
@@ -192,6 +201,7 @@ class Platform:
             sandbox=sandbox or owned,
             clock=clock,
             analytics=sink,
+            running=running,
         )
         platform._owned_sandbox = owned
         if isinstance(sink, BufferedSink):
@@ -242,6 +252,37 @@ class Platform:
             self._runtimes[cid] = runtime
         return runtime
 
+    def _not_accepted(self, cid: str, constitution: Constitution) -> str | None:
+        """Why this TEP may not serve ``cid`` under ``constitution``; None when it may.
+
+        The consortium's platform policy (``setPlatformPolicy``) decides; the verdict is
+        kept per consortium until the policy object changes.
+        """
+        policy = constitution.platform_policy
+        if policy is None:
+            return None
+        cached = self._verdicts.get(cid)
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        reason = check_platform(policy, self.running)
+        refusal = (
+            None
+            if reason is None
+            else (
+                f"this TEP is not accepted by consortium {cid!r}: {reason}; send this to a "
+                "TEP the consortium's platform policy accepts, or have the members vote a new "
+                "policy (setPlatformPolicy) on one"
+            )
+        )
+        self._verdicts[cid] = (policy, refusal)
+        return refusal
+
+    def _require_accepted(self, cid: str, constitution: Constitution) -> None:
+        """Raise ``unavailable`` unless the consortium's platform policy accepts this TEP."""
+        refusal = self._not_accepted(cid, constitution)
+        if refusal is not None:
+            raise Unavailable(refusal)
+
     # -- consortium creation (PROTOCOL.md section 8) ----------------------------------------
 
     def create_consortium(self, body: str | bytes) -> Created:
@@ -282,9 +323,12 @@ class Platform:
         Operator nonces are platform-wide: each consortium's own nonces are keyed by its
         ledger secret, which a consortium being created does not have yet.
         """
-        digest = hmac.new(self._node_key, b"operator-nonce\x00" + nonce.encode(), hashlib.sha256)
-        name = "operator-nonce/" + digest.hexdigest()
-        used_by = self.store.meta_get(name)
+        name = operator_nonce_name(self.service.operator_nonce_key(), nonce)
+        # A store written before the marks were keyed by the service key has them under the
+        # node key; until a recovery replaces it, those still count.
+        used_by = self.store.meta_get(name) or self.store.meta_get(
+            operator_nonce_name(self._node_key, nonce)
+        )
         if used_by is not None and used_by != txid.encode():
             raise Replay(
                 f"operator nonce already used by creation request {used_by.decode()}; sign "
@@ -382,15 +426,11 @@ class Platform:
         batch.notify(
             [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
         )
-        issued = issue_shares(batch, self.service, force=True)
-        if issued is not None:
-            issued.store_record()
+        issue_shares(batch, self.service, force=True)
         # Before the commit: a crash in between burns the nonce for this very request only.
         self.store.meta_put(nonce_name, txid.encode())
         self.store.commit(cid, batch.finish(now=now))
         batch.applied()
-        if issued is not None:
-            issued.committed()
         self._runtimes[cid] = runtime
         return Created(cid, txid, seqno)
 
@@ -482,6 +522,12 @@ class Platform:
                 if earlier is not None:
                     answers.append(earlier)
                     continue
+                # Checked before each request: one that sets a policy rejecting this TEP
+                # commits, and the requests after it (in this batch too) are refused.
+                refusal = self._not_accepted(runtime.cid, batch.constitution)
+                if refusal is not None:
+                    answers.append(Unavailable(refusal, txid=self._txid_of(body)))
+                    continue
                 try:
                     answers.append(self.pipeline.process(runtime, batch, body, now))
                 except ConsortiaError as exc:
@@ -548,6 +594,13 @@ class Platform:
             txid=txid,
         )
 
+    def _txid_of(self, body: str | bytes) -> str | None:
+        """The request's txid, if its body parses (a courtesy in a refusal)."""
+        try:
+            return unwrap_body(body, self.service.encryption).txid
+        except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
+            return None
+
     def _commit(self, runtime: ConsortiumRuntime, batch: Batch, now: int) -> bool:
         """Step 6: commit ``batch`` durably, then apply it; False if it holds nothing.
 
@@ -562,16 +615,12 @@ class Platform:
                 b"keyring|" + cid.encode(),
                 random=self.random,
             )
-        issued = issue_shares(batch, self.service, force=batch.rekey)
+        issue_shares(batch, self.service, force=batch.rekey)
         rows = batch.finish(now=now)
         if not rows:
             return False
-        if issued is not None:
-            issued.store_record()
         self.store.commit(cid, rows)
         batch.applied()
-        if issued is not None:
-            issued.committed()
         return True
 
     # -- analytics: events out, alerts back in ----------------------------------------------
@@ -622,6 +671,11 @@ class Platform:
         except NotFound:
             self._alerts.drop(len(pending))
             return 0
+        if self._not_accepted(cid, runtime.constitution) is not None:
+            # This TEP may not write to the consortium; the detector's alerts are dropped.
+            self._alerts.drop(len(pending))
+            log.warning("misuse alerts for %s dropped: its platform policy rejects this TEP", cid)
+            return 0
         batch = Batch(runtime)
         now = self.clock()
         staged = 0
@@ -645,6 +699,7 @@ class Platform:
         """Reads as ``member`` (already authenticated by the caller, e.g. in-process)."""
         runtime = self.runtime(cid)
         runtime.constitution.active_member(member)
+        self._require_accepted(cid, runtime.constitution)
         return MemberView(runtime, member, hook=self._hook)
 
     def reader(self, cid: str, bearer_token: str) -> MemberView:
@@ -676,6 +731,8 @@ class Platform:
             if exc.code in ("unknown_member", "bad_signature"):
                 raise _not_a_member(parsed.kid, cid) from None
             raise
+        # Only after authentication: a caller who is no member learns nothing of the policy.
+        self._require_accepted(cid, runtime.constitution)
         return MemberView(runtime, member.id, hook=self._hook)
 
     def newest_notification_ids(self, cid: str, members: Iterable[str]) -> dict[str, int]:

@@ -29,6 +29,7 @@ refuses and writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import os
@@ -51,6 +52,7 @@ from consortia.identity.keys import EncryptionKey, PublicEncryptionKey, VerifyKe
 from consortia.ledger.crypto import KEY_BYTES, Keyring, LedgerCorrupted, unwrap, wrap
 from consortia.ledger.nodekey import load_node_key, load_or_create_node_key
 from consortia.ledger.receipts import verify_signed_root
+from consortia.ledger.records import RECOVERY_FIELD
 from consortia.ledger.recovery import (
     HolderClaim,
     RecoveryRecord,
@@ -67,13 +69,11 @@ from consortia.ledger.recovery import (
     wrap_aad,
 )
 from consortia.ledger.sqlite import SQLiteStore
-from consortia.ledger.store import Store
 from consortia.notify.messages import Notice
 
 __all__ = [
     "BACKUP_META",
     "ConsortiumProgress",
-    "IssuedShares",
     "RecoveryProgress",
     "RecoverySession",
     "ServiceBackup",
@@ -100,41 +100,21 @@ def _roster(constitution: Constitution) -> _Roster:
     )
 
 
-@dataclass(frozen=True)
-class IssuedShares:
-    """An epoch whose shares are staged in a batch; its record is stored before the commit."""
-
-    store: Store
-    cid: str
-    epoch: int
-    record: RecoveryRecord
-
-    def store_record(self) -> None:
-        """Before the batch commits: store the record its shares need (an orphan is harmless)."""
-        self.store.meta_put(record_name(self.cid, self.epoch), self.record.to_bytes())
-
-    def committed(self) -> None:
-        """After the batch is durable: point at this epoch and withdraw the previous one."""
-        pointer = self.store.meta_get(record_name(self.cid))
-        self.store.meta_put(record_name(self.cid), str(self.epoch).encode())
-        previous = pointer.decode("ascii", errors="replace") if pointer else ""
-        if previous.isdigit() and int(previous) != self.epoch:
-            self.store.meta_put(record_name(self.cid, int(previous)), b"")
-
-
 def issue_shares(
     batch: Batch, service: ServiceIdentity | None = None, *, force: bool = False
-) -> IssuedShares | None:
+) -> RecoveryRecord | None:
     """Issue new shares in ``batch`` if its active members or their keys changed (or ``force``).
 
-    Stages one ``notice`` per active member (the batch's last seqno is the epoch); call
-    :meth:`IssuedShares.store_record` before the commit and :meth:`IssuedShares.committed`
-    after it. ``service`` is accepted for the callers' sake and deliberately not used: the
+    Stages one ``notice`` per active member (the batch's last seqno is the epoch) and, in the
+    batch's own transaction, the record, the pointer to it and the withdrawal of the previous
+    one; the last record commits to the new one (``detail["recovery"]``). Returns the record
+    staged, or None. ``service`` is accepted for the callers' sake and deliberately not used: the
     record wraps this consortium's keyring only (see the module docstring).
     """
     del service  # never wrapped for recovery: it would open every consortium's roots
     runtime = batch.runtime
-    if not batch.rows.txs:
+    last = batch.last_tx
+    if last is None:
         return None
     if not force and (
         batch.constitution is runtime.constitution
@@ -145,8 +125,8 @@ def issue_shares(
     members: list[Member] = [constitution.members[i] for i in constitution.active_ids()]
     if not members:
         return None
-    cid, last = runtime.cid, batch.rows.txs[-1]
-    epoch, threshold = last.seqno, constitution.recovery_threshold_for(len(members))
+    (epoch, last_txid), cid = last, runtime.cid
+    threshold = constitution.recovery_threshold_for(len(members))
     key = runtime.random(KEY_BYTES)
     shares = split_key(key, threshold, len(members))
     record = RecoveryRecord(
@@ -163,6 +143,8 @@ def issue_shares(
             wrap_aad(cid, epoch, "keyring"),
         ),
     )
+    # The ledger commits to the record, so `ledger verify` finds it deleted or altered.
+    batch.note_in_last_record(RECOVERY_FIELD, hashlib.sha256(record.to_bytes()).hexdigest())
     notices = []
     for (x, value), member in zip(shares, members, strict=True):
         share = Share(cid, epoch, x, threshold, value)
@@ -175,9 +157,16 @@ def issue_shares(
             "holders": len(members),
             "sealed": seal_share(member.encryption_key, share),
         }
-        notices.append(Notice(member.id, "notice", last.txid, None, "recovery", body))
+        notices.append(Notice(member.id, "notice", last_txid, None, "recovery", body))
     batch.notify(notices)
-    return IssuedShares(runtime.store, cid, epoch, record)
+    # One transaction with the shares: the record, the pointer, the previous one withdrawn.
+    pointer = runtime.store.meta_get(record_name(cid))
+    batch.rows.meta[record_name(cid, epoch)] = record.to_bytes()
+    batch.rows.meta[record_name(cid)] = str(epoch).encode()
+    previous = pointer.decode("ascii", errors="replace") if pointer else ""
+    if previous.isdigit() and int(previous) != epoch:
+        batch.rows.meta[record_name(cid, int(previous))] = b""
+    return record
 
 
 # -- the operator's service-key backup ------------------------------------------------------

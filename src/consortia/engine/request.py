@@ -7,6 +7,8 @@ step 2, in the engine, once the member's key is known.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "ActionRequest",
     "OperatorRequest",
+    "operator_nonce_name",
     "parse_action_request",
     "parse_operator_request",
     "unwrap_body",
@@ -141,6 +144,14 @@ def parse_action_request(jws: ParsedJWS, cid: str) -> ActionRequest:
         nonce=_nonce(payload["nonce"]),
         iat=_iat(payload["iat"]),
     )
+
+
+def operator_nonce_name(key: bytes, nonce: str) -> str:
+    """The platform-wide meta entry that marks an operator nonce used (its value is the
+    creation's txid). Keyed (:meth:`ServiceIdentity.operator_nonce_key`; the node key in
+    stores written before): storage learns no nonce."""
+    digest = hmac.new(key, b"operator-nonce\x00" + nonce.encode(), hashlib.sha256)
+    return "operator-nonce/" + digest.hexdigest()
 
 
 def parse_operator_request(jws: ParsedJWS) -> OperatorRequest:

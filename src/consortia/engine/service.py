@@ -6,6 +6,7 @@ opens JWE-wrapped requests. Both are stored only wrapped under the node key.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -30,6 +31,12 @@ class ServiceIdentity:
 
     def __repr__(self) -> str:
         return "ServiceIdentity(<keys hidden>)"
+
+    def operator_nonce_key(self) -> bytes:
+        """The key of the platform-wide operator-nonce marks: derived from the service signing
+        key (an Ed25519 signature is deterministic), so it survives a recovery, which brings
+        the same service keys back under a new node key."""
+        return hashlib.sha256(self.signing.sign(b"consortia-operator-nonce-key/1")).digest()
 
     @classmethod
     def generate(cls) -> ServiceIdentity:

@@ -22,6 +22,7 @@ from consortia.errors import (
     UnknownMember,
 )
 from consortia.governance.analytics_policy import DEFAULT_ANALYTICS_POLICY, AnalyticsPolicy
+from consortia.governance.platform_policy import PlatformPolicy
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 
 __all__ = [
@@ -55,6 +56,7 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "rotateLedgerSecret",
         "setAnalyticsPolicy",
         "reinstateMember",
+        "setPlatformPolicy",
     }
 )
 
@@ -82,6 +84,7 @@ GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
         "rotateLedgerSecret",
         "setAnalyticsPolicy",
         "reinstateMember",
+        "setPlatformPolicy",
     }
 )
 
@@ -231,6 +234,9 @@ class Constitution:
     recovery_threshold: int | None = None
     #: What may leave the TEP for analytics and who is told of misuse (``setAnalyticsPolicy``).
     analytics: AnalyticsPolicy = DEFAULT_ANALYTICS_POLICY
+    #: Which TEPs may serve the consortium (``setPlatformPolicy``); None: any TEP, virtual
+    #: included (the default policy).
+    platform_policy: PlatformPolicy | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", _frozen(self.actions))
@@ -328,6 +334,8 @@ class Constitution:
         if self.recovery_threshold is not None:
             doc["recovery_threshold"] = self.recovery_threshold
         doc["analytics"] = self.analytics.to_json()
+        if self.platform_policy is not None:
+            doc["platform_policy"] = self.platform_policy.to_json()
         return doc
 
     def role_of(self, member_id: str) -> str | None:

@@ -27,6 +27,7 @@ _PUBLIC_BASE: dict[str, bool] = {
     "rotateLedgerSecret": True,
     "setAnalyticsPolicy": True,
     "reinstateMember": True,
+    "setPlatformPolicy": True,
 }
 _INTERNAL_BASE = ("approveAction", "sendNotifications")
 #: What a member added later may execute at once.
@@ -70,7 +71,8 @@ DEFAULT_TEMPLATE = Template(
     description=(
         "Every founder may run every public base action; addMember, removeMember, "
         "amendConstitution, updatePermissions, setRecoveryThreshold, rotateLedgerSecret, "
-        "setAnalyticsPolicy and reinstateMember need a majority of all active members."
+        "setAnalyticsPolicy, reinstateMember and setPlatformPolicy need a majority of all "
+        "active members."
     ),
     build=default_constitution,
 )

@@ -6,11 +6,18 @@ decided (seqno, time, audience), a digest of every state version the transaction
 a fresh 32-byte salt, so a digest reveals nothing of a hidden record. State values are not in
 the record: a version may be visible to fewer members than the transaction (``put`` with its
 own ``visible_to``); each version's own salted digest lets whoever may see it match it here.
+
+A record also commits to the notification queue entries stored with it
+(:func:`notifications_digest` in ``detail["notifications"]``): a digest over the stored,
+encrypted rows, so the signed root covers every member's queue and a member reading the
+record learns nothing from it (the rows are ciphertext under fresh nonces).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
@@ -18,13 +25,18 @@ from consortia.errors import ConsortiaError
 
 __all__ = [
     "EVERYONE",
+    "NOTIFICATIONS_FIELD",
     "RECORD_FORMAT",
+    "RECOVERY_FIELD",
     "SALT_BYTES",
     "Audience",
     "TxRecord",
     "audience_from_json",
     "audience_to_json",
+    "notification_entry",
+    "notifications_digest",
     "parse_record",
+    "queue_head_name",
     "version_digest",
 ]
 
@@ -35,6 +47,14 @@ EVERYONE = "*"
 
 #: ``None`` is everyone; otherwise the sorted member ids that may see the thing.
 Audience = tuple[str, ...] | None
+
+#: The ``detail`` field in which a record commits to the queue entries stored under it.
+NOTIFICATIONS_FIELD = "notifications"
+#: The ``detail`` field in which a batch's last record commits to the recovery record its
+#: shares open: the SHA-256 of the record's stored bytes (public or encrypted fields only).
+RECOVERY_FIELD = "recovery"
+_NID = struct.Struct(">Q")
+_QUEUE_DOMAIN = b"consortia-notifications/1\x00"
 
 
 def audience_to_json(audience: Audience) -> JSON:
@@ -60,6 +80,25 @@ def version_digest(key: str, value: JSON, audience: Audience, salt: bytes) -> st
         "salt": salt.hex(),
     }
     return hashlib.sha256(canonical(doc)).hexdigest()
+
+
+def notification_entry(member_hash: bytes, nid: int, blob: bytes) -> bytes:
+    """One stored queue entry as a record commits to it: where it is, and its stored bytes.
+
+    Fixed width (32-byte member hash, 8-byte id, SHA-256 of the encrypted blob), so the
+    sorted concatenation in :func:`notifications_digest` is unambiguous.
+    """
+    return member_hash + _NID.pack(nid) + hashlib.sha256(blob).digest()
+
+
+def notifications_digest(entries: Iterable[bytes]) -> str:
+    """The hex digest a record commits to: its queue entries, in (member, id) order."""
+    return hashlib.sha256(_QUEUE_DOMAIN + b"".join(sorted(entries))).hexdigest()
+
+
+def queue_head_name(cid: str) -> str:
+    """Meta-table name of the commitment to a consortium's entries no record covers yet."""
+    return f"queue/{cid}"
 
 
 @dataclass(frozen=True, slots=True)

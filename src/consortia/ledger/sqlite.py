@@ -221,6 +221,10 @@ class SQLiteStore:
                     "VALUES (?, ?, ?, ?)",
                     [(cid, p.pid_hash, p.is_open, p.blob) for p in batch.proposals],
                 )
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                    list(batch.meta.items()),
+                )
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
@@ -373,6 +377,21 @@ class SQLiteStore:
         problems = [text(r[0]) for r in rows if r[0] != "ok"]
         if problems:
             raise Unavailable(f"{self.path} is damaged: {'; '.join(problems[:3])}")
+        # SQLite reads a short last page as zeros, so a file cut inside the unused tail of its
+        # last page (an overflow page's zero padding) passes the check above; SQLite itself
+        # only ever writes whole pages.
+        if self.path != ":memory:":
+            with self._reading() as db:
+                page = integer(db.execute("PRAGMA page_size").fetchone()[0])
+            try:
+                size = Path(self.path).stat().st_size
+            except OSError as exc:
+                raise Unavailable(f"cannot read {self.path}: {exc.strerror}") from None
+            if size % page:
+                raise Unavailable(
+                    f"{self.path} is damaged: {size} bytes is no whole number of its "
+                    f"{page}-byte pages (the file was cut or extended)"
+                )
 
     def cids_in_use(self) -> set[str]:
         """Every consortium id any row of any table is filed under."""
@@ -437,6 +456,11 @@ class SQLiteStore:
             "WHERE t.cid = ?"
         )
         return self._scan(select, ["t.seqno"], cid, tx_row)
+
+    def meta_names(self) -> list[str]:
+        """The name of every platform-level value, sorted."""
+        with self._reading() as db:
+            return [text(r[0]) for r in db.execute("SELECT name FROM meta ORDER BY name")]
 
     def scan_signed_roots(self, cid: str) -> Iterator[SignedRootRow]:
         """Every signed root, by tree size."""

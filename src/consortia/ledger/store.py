@@ -144,6 +144,8 @@ class CommitBatch:
     signed_root: SignedRootRow | None = None
     #: A new wrapped keyring for the consortium (a ledger-secret rotation), or None.
     keyring: bytes | None = None
+    #: Platform-level values (:meth:`Store.meta_put`) set in the same transaction.
+    meta: dict[str, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -157,6 +159,7 @@ class CommitBatch:
             or self.nonces
             or self.notifications
             or self.proposals
+            or self.meta
         )
 
 
@@ -263,6 +266,10 @@ class AuditStore(Store, Protocol):
 
     def merkle_node_count(self, cid: str) -> int:
         """How many Merkle node rows the consortium has."""
+        ...
+
+    def meta_names(self) -> list[str]:
+        """The name of every platform-level value, sorted."""
         ...
 
     def scan_txs(self, cid: str) -> Iterator[TxRow]:
