@@ -13,9 +13,10 @@ import httpx
 
 from consortia import MemberKeys, Platform, SigningKey, sign_action, sign_creation
 from consortia._json import JSONObject
+from consortia.attestation.providers import PlatformProvider
 from consortia.identity.jwt import issue_token
 from consortia.protocol import sign_operator_token
-from consortia.server import Limits
+from consortia.server import Limits, running_platform
 from consortia.server.run import ServerConfig, ServerThread
 
 FOUNDERS = ("telco", "vendor", "installer")
@@ -104,19 +105,34 @@ def serve(
     tmp: Path,
     limits: Limits | None = None,
     tls: tuple[Path, Path] | None = None,
+    provider: PlatformProvider | None = None,
+    data: Path | None = None,
 ) -> Iterator[Served]:
-    """A created consortium ``acme`` of three founders, served until the block ends."""
+    """A created consortium ``acme`` of three founders, served until the block ends.
+
+    ``provider`` attests the server (default: virtual); ``data`` reopens an existing
+    platform folder (default: a new one in ``tmp``, with the consortium created)."""
     operator = SigningKey.generate()
-    platform = Platform.open(tmp / "tep", operator_keys=[operator.verify_key])
+    running = None if provider is None else running_platform(provider)
+    fresh = data is None
+    platform = Platform.open(
+        data or tmp / "tep", operator_keys=[operator.verify_key], running=running
+    )
     config = ServerConfig(
-        port=0, tls=tls, limits=limits or Limits(), access_log=False, log_level="warning"
+        port=0,
+        tls=tls,
+        limits=limits or Limits(),
+        access_log=False,
+        log_level="warning",
+        provider=provider,
     )
     thread = ServerThread(platform, config).start()
     # The harness client checks nothing of TLS: the SDK tests pin the certificate themselves.
     http = httpx.Client(base_url=thread.url, timeout=httpx.Timeout(10, read=20), verify=False)  # noqa: S501
     try:
         served = Served(thread.url, http, platform, operator, thread)
-        served.create()
+        if fresh:
+            served.create()
         yield served
     finally:
         http.close()

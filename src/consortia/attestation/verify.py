@@ -202,8 +202,10 @@ def verify_evidence(
             version=binding.version,
             published=binding.published,
         )
+    # Hardware only when the matched root is AMD's own (by its pin, not merely its name).
+    amd = AMD_ARK_SHA256.get(chain.root_name) == roots.get(chain.root_name)
     return VerifiedReport(
-        platform="sev-snp",
+        platform="sev-snp" if amd else "simulated-snp",
         product=chain.product,
         root_name=chain.root_name,
         version=parsed.version,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from consortia import __version__
 from consortia.cli.action import add_action_commands
+from consortia.cli.attest import add_attest_parser
 from consortia.cli.insights import add_insights_parser
 from consortia.cli.member import add_member_parsers, add_receipt_fetch
 from consortia.cli.recovery import add_recovery_parser
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     walk.set_defaults(run=_ledger_verify)
 
     add_serve_parser(sub)
+    add_attest_parser(sub)
     add_member_parsers(sub)
     add_report_parser(sub)
     add_action_commands(sub)

@@ -3,7 +3,9 @@
 
 Exit codes scripts can trust: 0 done (a ``pending`` answer included), 1 the platform refused
 (the error code is printed, and in ``--json`` mode it is the ``error.code`` field), 2 bad
-usage, 3 the service could not be reached or its TLS certificate is not the pinned one.
+usage, 3 the service could not be reached, its TLS certificate is not the pinned one, or it
+failed attestation (``attestation_failed``). Every command attests the TEP before its first
+request and says on stderr what was established (``NOT ATTESTED`` on the virtual platform).
 Every flag of the connection has an environment variable, so a shell session sets them once.
 """
 
@@ -19,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from consortia._json import JSON, JSONObject, loads_strict
+from consortia.attestation import AttestationFailed
 from consortia.client import MemberClient, PinMismatch, ServiceUnreachable, create_consortium
+from consortia.client.attest import Attested, Trust, parse_test_root
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.identity.keyfile import load_member_keys, load_signing_key
 from consortia.identity.keys import VerifyKey
@@ -38,6 +42,7 @@ _HINTS = {
     "unknown_action": "list the actions with `consortia proposals`/the constitution",
     "rate_limited": "the server is busy: retry in a moment",
     "unavailable": "retry shortly; requests are safe to retry",
+    "attestation_failed": "do not use this TEP until it attests; see docs/attestation.md",
 }
 
 
@@ -61,8 +66,42 @@ def _common() -> argparse.ArgumentParser:
     conn.add_argument(
         "--insecure", action="store_true", help="skip TLS verification (prefer a fingerprint)"
     )
+    add_trust_arguments(conn)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     return common
+
+
+def add_trust_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """``--trust FILE`` and ``--trust-test-root NAME=SHA256``: what this member accepts."""
+    group.add_argument(
+        "--trust",
+        metavar="FILE",
+        default=_env("CONSORTIA_TRUST"),
+        help="this member's trust file: the measurements it accepts, the minimum TCB, "
+        "whether it requires hardware (docs/attestation.md)",
+    )
+    group.add_argument(
+        "--trust-test-root",
+        metavar="NAME=SHA256",
+        action="append",
+        default=[],
+        help="accept a simulated-snp TEP signed by this test root (the pin its `consortia "
+        "serve` prints); only for a TEP you run yourself",
+    )
+
+
+def trust_of(args: argparse.Namespace) -> Trust | None:
+    """The trust the flags describe (None: the defaults of docs/attestation.md)."""
+    trust = Trust.load(Path(args.trust)) if getattr(args, "trust", None) else None
+    roots = dict(parse_test_root(r) for r in getattr(args, "trust_test_root", None) or [])
+    if roots:
+        trust = (trust or Trust()).with_test_roots(roots)
+    return trust
+
+
+def announce(attested: Attested) -> None:
+    """Say on stderr what this connection established, before anything else happens."""
+    print(f"consortia: {attested.summary()}", file=sys.stderr, flush=True)
 
 
 def _show(value: JSON) -> str:
@@ -84,14 +123,32 @@ def _need(args: argparse.Namespace, *names: str) -> None:
         raise BadRequest(f"missing {flags} (or set {env})")
 
 
-def _client(args: argparse.Namespace) -> MemberClient:
+class _Attesting:
+    """``async with _client(args) as client``: connect (attesting), announce, close."""
+
+    def __init__(self, client: MemberClient) -> None:
+        self.client = client
+
+    async def __aenter__(self) -> MemberClient:
+        await self.client.connect()
+        announce(self.client.attested)
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+
+def _client(args: argparse.Namespace) -> _Attesting:
     _need(args, "url", "key", "consortium")
-    return MemberClient(
-        args.url,
-        load_member_keys(Path(args.key)),
-        args.consortium,
-        fingerprint=args.service_fingerprint,
-        insecure=args.insecure,
+    return _Attesting(
+        MemberClient(
+            args.url,
+            load_member_keys(Path(args.key)),
+            args.consortium,
+            fingerprint=args.service_fingerprint,
+            insecure=args.insecure,
+            trust=trust_of(args),
+        )
     )
 
 
@@ -101,7 +158,7 @@ def _run(
     def run(args: argparse.Namespace) -> int:
         try:
             return asyncio.run(work(args))
-        except (ServiceUnreachable, PinMismatch) as exc:
+        except (ServiceUnreachable, PinMismatch, AttestationFailed) as exc:
             _fail(args, exc)
             return EXIT_UNREACHABLE
         except ConsortiaError as exc:
@@ -153,6 +210,8 @@ async def _create(args: argparse.Namespace) -> int:
         template=args.template,
         fingerprint=args.service_fingerprint,
         insecure=args.insecure,
+        trust=trust_of(args),
+        on_attested=announce,
     )
     print(_show(answer) if args.json else f"created consortium {args.consortium}: {_show(answer)}")
     return 0

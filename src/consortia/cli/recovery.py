@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from consortia._json import JSON, JSONObject, loads_strict
-from consortia.cli.member import _need, _run
+from consortia.cli.member import _need, _run, add_trust_arguments, announce, trust_of
 from consortia.cli.serve import _tls
 from consortia.client import MemberClient
 from consortia.client.recovery import (
@@ -170,8 +170,10 @@ async def _save(args: argparse.Namespace) -> int:
         args.consortium,
         fingerprint=args.service_fingerprint,
         insecure=args.insecure,
+        trust=trust_of(args),
     )
     async with client:
+        announce(client.attested)
         notice = await fetch_share_notice(client)
     out = Path(args.out or f"{client.member}.{args.consortium}.recovery-share.json")
     # Only this member's key opens the sealed share; 0600 all the same.
@@ -349,6 +351,7 @@ def add_recovery_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "save", help="member: keep your newest recovery share (while the TEP runs)"
     )
     _connection(save, consortium="the consortium whose share to keep")
+    add_trust_arguments(save)
     save.add_argument("--key", default=_env("CONSORTIA_KEY"), help="this member's key file")
     save.add_argument(
         "--out", metavar="FILE", help="default: MEMBER.CONSORTIUM.recovery-share.json"

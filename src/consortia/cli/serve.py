@@ -12,6 +12,12 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from consortia.attestation.providers import (
+    PlatformProvider,
+    SevSnpProvider,
+    SimulatedSnpProvider,
+    VirtualProvider,
+)
 from consortia.engine import Platform
 from consortia.errors import BadRequest
 from consortia.governance.templates import DEFAULT_TEMPLATE
@@ -21,7 +27,7 @@ from consortia.identity.keyfile import (
     save_signing_key,
 )
 from consortia.identity.keys import SigningKey, VerifyKey
-from consortia.server import Limits
+from consortia.server import Limits, running_platform
 from consortia.server.app import Exposure
 from consortia.server.run import ServerConfig, serve
 from consortia.server.tls import certificate_fingerprint, ensure_self_signed
@@ -83,10 +89,46 @@ def _tls(args: argparse.Namespace, data: Path) -> tuple[Path, Path] | None:
     return cert, key
 
 
+def _provider(args: argparse.Namespace, data: Path) -> PlatformProvider:
+    """The platform provider ``--platform`` names, and a line saying what it proves."""
+    kind = args.platform
+    if kind != "virtual" and args.no_tls:
+        raise BadRequest(
+            f"--platform {kind} binds the TLS certificate into its report, so it needs TLS: "
+            "drop --no-tls"
+        )
+    if kind != "sev-snp" and (args.vcek_file or args.cert_chain_file):
+        raise BadRequest("--vcek-file and --cert-chain-file belong to --platform sev-snp")
+    provider: PlatformProvider
+    if kind == "virtual":
+        provider = VirtualProvider()
+        _say("platform: virtual (no hardware protection of data in use; nothing is attested)")
+        return provider
+    if kind == "simulated-snp":
+        provider = SimulatedSnpProvider(data)
+    else:
+        provider = SevSnpProvider(
+            vcek_file=Path(args.vcek_file) if args.vcek_file else None,
+            chain_file=Path(args.cert_chain_file) if args.cert_chain_file else None,
+        )
+    summary = provider.describe()  # asks the firmware once: fails here, not at a member
+    tcb = summary.get("tcb")
+    tcb_text = ", ".join(f"{k} {v}" for k, v in tcb.items()) if isinstance(tcb, dict) else str(tcb)
+    _say(f"platform: {kind}, measurement {summary.get('measurement')}, tcb {tcb_text}")
+    if isinstance(provider, SimulatedSnpProvider):
+        _say(
+            "platform: SIMULATED: reports are signed by the test CA in "
+            f"{provider.directory} and prove nothing about the hardware; a member trusts "
+            f"them only when told to, by name: --trust-test-root NAME={provider.ark_sha256}"
+        )
+    return provider
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM; 0 after a clean shutdown."""
     data = Path(args.data)
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    provider = _provider(args, data)
     operator = _operator_key(args, data)
     tls = _tls(args, data)
     config = ServerConfig(
@@ -99,9 +141,14 @@ def serve_command(args: argparse.Namespace) -> int:
         exposure=Exposure(metrics_names=args.metrics_names, metrics_local=args.metrics_local),
         access_log=args.access_log,
         log_level=args.log_level,
+        provider=provider,
     )
     platform = Platform.open(
-        data, operator_keys=[operator], templates=TEMPLATES, analytics=not args.no_analytics
+        data,
+        operator_keys=[operator],
+        templates=TEMPLATES,
+        analytics=not args.no_analytics,
+        running=running_platform(provider),
     )
     try:
         return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
@@ -124,6 +171,24 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve_p.add_argument("--tls-cert", metavar="PEM", help="a real certificate (with --tls-key)")
     serve_p.add_argument("--tls-key", metavar="PEM", help="its private key")
     serve_p.add_argument("--no-tls", action="store_true", help="plain HTTP: development only")
+    serve_p.add_argument(
+        "--platform",
+        choices=["virtual", "sev-snp", "simulated-snp"],
+        default="virtual",
+        help="what the TEP runs on and attests: virtual (default; nothing attested), sev-snp "
+        "(an AMD SEV-SNP confidential VM, through configfs-tsm), simulated-snp (reports "
+        "signed by a test CA in DIR/simulated-snp, for tests and demos)",
+    )
+    serve_p.add_argument(
+        "--vcek-file",
+        metavar="FILE",
+        help="sev-snp: this chip's VCEK (DER or PEM from AMD KDS) when the host supplies none",
+    )
+    serve_p.add_argument(
+        "--cert-chain-file",
+        metavar="PEM",
+        help="sev-snp: the ASK then the ARK (AMD KDS cert_chain) when the host supplies none",
+    )
     serve_p.add_argument("--max-streams", type=int, default=2000, help="open SSE streams in all")
     serve_p.add_argument(
         "--max-streams-per-member", type=int, default=8, help="open SSE streams per member"

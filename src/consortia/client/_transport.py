@@ -22,9 +22,12 @@ __all__ = [
     "PinMismatch",
     "SSEEvent",
     "ServiceUnreachable",
+    "check_pin",
     "error_from_response",
     "normalize_fingerprint",
     "parse_sse",
+    "peer_certificate",
+    "pinned_context",
     "tls_verify",
 ]
 
@@ -70,6 +73,34 @@ async def _peer_certificate(host: str, port: int, timeout: float) -> bytes:
     return bytes(der)
 
 
+def check_pin(der: bytes, fingerprint: str, host: str) -> None:
+    """Raise :class:`PinMismatch` unless the certificate ``der`` has SHA-256 ``fingerprint``."""
+    expected = normalize_fingerprint(fingerprint)
+    actual = hashlib.sha256(der).hexdigest()
+    if not hmac.compare_digest(actual, expected):
+        raise PinMismatch(
+            f"the server at {host} presents a certificate with fingerprint {actual}, not the "
+            f"pinned {expected}; check the URL and the fingerprint `consortia serve` printed"
+        )
+
+
+def pinned_context(der: bytes) -> ssl.SSLContext:
+    """A TLS context whose only trust anchor is the certificate ``der``: any other
+    certificate fails every handshake made with it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the pin names one certificate, whatever the host name
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued leaf is its own anchor
+    context.load_verify_locations(cadata=der)
+    return context
+
+
+async def peer_certificate(url: str, timeout: float = 10.0) -> bytes:
+    """The DER certificate the server at ``url`` presents (not verified: the caller pins
+    it, by a fingerprint or by an attestation report that binds its hash)."""
+    parts = urlsplit(url)
+    return await _peer_certificate(parts.hostname or "localhost", parts.port or 443, timeout)
+
+
 async def tls_verify(
     url: str, *, fingerprint: str | None, insecure: bool, timeout: float = 10.0
 ) -> ssl.SSLContext | bool:
@@ -85,19 +116,10 @@ async def tls_verify(
         return False
     if fingerprint is None:
         return not insecure
-    expected = normalize_fingerprint(fingerprint)
-    host = parts.hostname or "localhost"
-    der = await _peer_certificate(host, parts.port or 443, timeout)
-    actual = hashlib.sha256(der).hexdigest()
-    if not hmac.compare_digest(actual, expected):
-        raise PinMismatch(
-            f"the server at {host} presents a certificate with fingerprint {actual}, not the "
-            f"pinned {expected}; check the URL and the fingerprint `consortia serve` printed"
-        )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False  # the pin names one certificate, whatever the host name
-    context.load_verify_locations(cadata=der)
-    return context
+    normalize_fingerprint(fingerprint)  # a malformed pin fails before any connection
+    der = await peer_certificate(url, timeout)
+    check_pin(der, fingerprint, parts.hostname or "localhost")
+    return pinned_context(der)
 
 
 def error_from_response(response: httpx.Response, body: bytes) -> ConsortiaError:

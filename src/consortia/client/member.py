@@ -13,22 +13,29 @@ and speaks PROTOCOL.md over HTTPS; it knows nothing of the server's internals.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from consortia._json import JSON, JSONObject, loads_strict
 from consortia.client._transport import (
     ServiceUnreachable,
+    check_pin,
     error_from_response,
+    normalize_fingerprint,
     parse_sse,
+    peer_certificate,
+    pinned_context,
     tls_verify,
 )
+from consortia.client.attest import Attested, Trust, verify_service
 from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
 from consortia.identity.jwt import issue_token
@@ -36,7 +43,7 @@ from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey,
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
 from consortia.protocol import open_notification, sign_action, sign_creation
 
-__all__ = ["MemberClient", "Notification", "Submitted", "create_consortium"]
+__all__ = ["MemberClient", "Notification", "Submitted", "create_consortium", "open_service"]
 
 JOSE: Final = "application/jose"
 _TOKEN_LIFETIME: Final = 300
@@ -75,6 +82,64 @@ async def _connect(
     return httpx.AsyncClient(base_url=url.rstrip("/"), verify=verify, timeout=timeout)
 
 
+async def _service(http: httpx.AsyncClient) -> JSONObject:
+    service = await _send(http, "GET", "/v1/service")
+    if not isinstance(service, dict):
+        raise ServiceUnreachable("GET /v1/service did not answer a JSON object")
+    return service
+
+
+async def open_service(
+    url: str,
+    *,
+    fingerprint: str | None = None,
+    insecure: bool = False,
+    trust: Trust | None = None,
+    timeout: float = 30.0,
+) -> tuple[httpx.AsyncClient, JSONObject, Attested]:
+    """Connect to the TEP at ``url`` and attest it before anything else is sent.
+
+    The certificate the server presents is read first (and checked against ``fingerprint``
+    when given); ``GET /v1/service`` is fetched over a connection pinned to exactly that
+    certificate, and its attestation verified (:func:`~consortia.client.attest.
+    verify_service`) against the certificate's hash, so a report relayed by a host with
+    other keys or another certificate is refused. An attested TEP stays pinned to the
+    attested certificate. A virtual one, unless ``trust`` requires hardware, is trusted as
+    before: by ``fingerprint``, or else by the system's CA store (or not at all with
+    ``insecure``). Raises ``attestation_failed``, ``bad_signature`` (pin) or ``unavailable``.
+    """
+    base = url.rstrip("/")
+    if urlsplit(url).scheme == "http":
+        # Plain HTTP (a --no-tls development server): there is no TLS to verify.
+        http = httpx.AsyncClient(base_url=base, verify=False, timeout=timeout)  # noqa: S501
+        tls_sha256 = None
+    else:
+        if fingerprint is not None:
+            normalize_fingerprint(fingerprint)
+        der = await peer_certificate(url, min(timeout, 10.0))
+        if fingerprint is not None:
+            check_pin(der, fingerprint, urlsplit(url).hostname or "localhost")
+        http = httpx.AsyncClient(base_url=base, verify=pinned_context(der), timeout=timeout)
+        tls_sha256 = hashlib.sha256(der).hexdigest()
+    try:
+        service = await _service(http)
+        attested = verify_service(
+            service, tls_certificate_sha256=tls_sha256, trust=trust, now=datetime.now(UTC)
+        )
+        if not attested.attested and tls_sha256 is not None and fingerprint is None:
+            # Nothing vouches for the certificate we pinned: trust it the usual way instead.
+            await http.aclose()
+            http = httpx.AsyncClient(base_url=base, verify=not insecure, timeout=timeout)
+            service = await _service(http)
+            attested = verify_service(
+                service, tls_certificate_sha256=None, trust=trust, now=datetime.now(UTC)
+            )
+    except BaseException:
+        await http.aclose()
+        raise
+    return http, service, attested
+
+
 async def _send(client: httpx.AsyncClient, method: str, path: str, **kw: object) -> JSON:
     try:
         response = await client.request(method, path, **kw)  # type: ignore[arg-type]
@@ -97,8 +162,12 @@ async def create_consortium(
     template: str = "default",
     fingerprint: str | None = None,
     insecure: bool = False,
+    trust: Trust | None = None,
+    on_attested: Callable[[Attested], None] | None = None,
 ) -> JSONObject:
-    """PROTOCOL.md section 8: create a consortium with an operator key the server trusts."""
+    """PROTOCOL.md section 8: create a consortium with an operator key the server trusts
+    (after attesting the TEP, as :func:`open_service`; ``on_attested`` hears the verdict
+    before the request is sent)."""
     body = sign_creation(
         operator,
         consortium=consortium,
@@ -107,10 +176,17 @@ async def create_consortium(
         now=int(time.time()),
         template=template,
     )
-    async with await _connect(url, fingerprint, insecure, 30.0) as client:
+    http, _, attested = await open_service(
+        url, fingerprint=fingerprint, insecure=insecure, trust=trust
+    )
+    if on_attested is not None:
+        on_attested(attested)
+    try:
         answer = await _send(
-            client, "POST", "/v1/consortia", content=body, headers={"content-type": JOSE}
+            http, "POST", "/v1/consortia", content=body, headers={"content-type": JOSE}
         )
+    finally:
+        await http.aclose()
     if not isinstance(answer, dict):
         raise ServiceUnreachable("the creation answer is not a JSON object")
     return answer
@@ -127,6 +203,7 @@ class MemberClient:
         *,
         fingerprint: str | None = None,
         insecure: bool = False,
+        trust: Trust | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.url = url
@@ -135,9 +212,11 @@ class MemberClient:
         self.consortium = consortium
         self._fingerprint = fingerprint
         self._insecure = insecure
+        self._trust = trust
         self._timeout = timeout
         self._http: httpx.AsyncClient | None = None
         self._service: JSONObject | None = None
+        self._attested: Attested | None = None
         self._token: tuple[str, float] | None = None
         # Every notification up to this id was committed before any later call() submits.
         self._floor = 0
@@ -153,13 +232,18 @@ class MemberClient:
         await self.aclose()
 
     async def connect(self) -> None:
-        """Set up TLS (pinned when a fingerprint was given) and fetch ``GET /v1/service``."""
-        if self._http is None:
-            self._http = await _connect(self.url, self._fingerprint, self._insecure, self._timeout)
-        service = await _send(self._http, "GET", "/v1/service")
-        if not isinstance(service, dict):
-            raise ServiceUnreachable("GET /v1/service did not answer a JSON object")
-        self._service = service
+        """Attest the TEP and pin what it attests (:func:`open_service`), or, on a virtual
+        TEP, set up TLS as before (pinned when a fingerprint was given)."""
+        if self._http is not None:
+            return
+        http, service, attested = await open_service(
+            self.url,
+            fingerprint=self._fingerprint,
+            insecure=self._insecure,
+            trust=self._trust,
+            timeout=self._timeout,
+        )
+        self._http, self._service, self._attested = http, service, attested
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -175,6 +259,14 @@ class MemberClient:
         return self._http
 
     @property
+    def attested(self) -> Attested:
+        """What was established about the TEP at :meth:`connect` (``attested`` false on
+        the virtual platform)."""
+        if self._attested is None:
+            raise ServiceUnreachable("call connect() (or use `async with`) first")
+        return self._attested
+
+    @property
     def service(self) -> JSONObject:
         """The service document (keys, platform kind, templates)."""
         if self._service is None:
@@ -183,7 +275,7 @@ class MemberClient:
 
     def _service_encryption_key(self) -> PublicEncryptionKey:
         return PublicEncryptionKey.from_jwk(
-            self.service.get("encryption_key"), what="service encryption_key"
+            self.attested.encryption_key, what="service encryption_key"
         )
 
     def token(self) -> str:
@@ -323,11 +415,12 @@ class MemberClient:
     ) -> VerifiedReceipt:
         """Fetch a receipt and verify it offline (PROTOCOL.md section 6); raises if it fails.
 
-        ``service_key`` is the key this member pinned; without one, the key from
-        ``GET /v1/service`` is used, which is only as trustworthy as the TLS pin.
+        ``service_key`` is the key this member pinned; without one, the key the
+        attestation bound at :meth:`connect` is used (on a virtual TEP: the key from
+        ``GET /v1/service``, only as trustworthy as the TLS pin).
         """
         if service_key is None:
-            service_key = VerifyKey.from_jwk(self.service.get("service_key"), what="service_key")
+            service_key = VerifyKey.from_jwk(self.attested.service_key, what="service_key")
         return verify_receipt(await self.receipt(txid), service_key)
 
     async def object(self, key: str) -> JSON:

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from consortia._json import JSONObject, canonical, json_list
 from consortia.analytics.embedded import default_sink
@@ -104,6 +105,15 @@ def _not_a_member(kid: str, cid: str) -> UnknownMember:
 
 def _wall_clock() -> int:
     return int(time.time())
+
+
+#: What ``GET /v1/service`` says of each platform kind, in one line.
+_PLATFORM_NOTES: Final = {
+    "virtual": "virtual: no hardware protection of data in use; nothing is attested",
+    "simulated-snp": "simulated SEV-SNP: reports signed by a test key the operator holds; "
+    "they prove nothing about the hardware",
+    "sev-snp": "AMD SEV-SNP: memory encrypted by the CPU; verify the attestation before use",
+}
 
 
 class Platform:
@@ -220,13 +230,14 @@ class Platform:
     # -- service ----------------------------------------------------------------------------
 
     def service_info(self) -> JSONObject:
-        """``GET /v1/service``: keys, platform kind, templates."""
+        """``GET /v1/service``: keys, platform kind, templates (the server adds the
+        attestation evidence, which binds its TLS certificate too)."""
         info = self.service.public_info()
         info.update(
             {
-                "platform": "virtual",
+                "platform": self.running.kind,
                 "attestation": None,
-                "note": "virtual: no hardware protection of data in use",
+                "note": _PLATFORM_NOTES[self.running.kind],
                 "version": "1",
                 "templates": json_list(sorted(self.templates)),
             }

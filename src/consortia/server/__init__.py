@@ -4,6 +4,7 @@
 :mod:`consortia.server.run` serves it with TLS and graceful shutdown (``consortia serve``).
 """
 
+from consortia.server._attest import ServiceAttestation, running_platform
 from consortia.server.app import Limits, Service, create_app
 
-__all__ = ["Limits", "Service", "create_app"]
+__all__ = ["Limits", "Service", "ServiceAttestation", "create_app", "running_platform"]

@@ -28,6 +28,7 @@ from consortia import __version__
 from consortia._json import JSON
 from consortia.engine import Committed, MemberView, Platform
 from consortia.errors import BadRequest, ConsortiaError, NotFound, Unavailable
+from consortia.server._attest import ServiceAttestation
 from consortia.server._http import (
     after_param,
     bearer,
@@ -75,8 +76,20 @@ class Exposure:
 class Service:
     """The state one app serves from: the engine lanes, the stream hub, the metrics."""
 
-    def __init__(self, platform: Platform, limits: Limits, exposure: Exposure) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        limits: Limits,
+        exposure: Exposure,
+        attestation: ServiceAttestation | None = None,
+    ) -> None:
         self.platform = platform
+        self.attestation = attestation or ServiceAttestation()
+        if self.attestation.kind != platform.running.kind:
+            raise ValueError(
+                f"the engine runs as {platform.running.kind!r} but the server attests "
+                f"{self.attestation.kind!r}; open the platform with running_platform(provider)"
+            )
         self.exposure = exposure
         self.metrics = Metrics(analytics=platform.analytics_stats, names=exposure.metrics_names)
         self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
@@ -148,7 +161,10 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
     @endpoint
     async def service_info(request: Request) -> Response:
         query(request, ())
-        return json_response(platform.service_info())
+        info = platform.service_info()
+        # The firmware may take a moment (configfs-tsm); never on the event loop.
+        info["attestation"] = await asyncio.to_thread(service.attestation.attestation, info)
+        return json_response(info)
 
     @endpoint
     async def create(request: Request) -> Response:
@@ -281,13 +297,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    platform: Platform, *, limits: Limits | None = None, exposure: Exposure | None = None
+    platform: Platform,
+    *,
+    limits: Limits | None = None,
+    exposure: Exposure | None = None,
+    attestation: ServiceAttestation | None = None,
 ) -> Starlette:
     """The ASGI app serving ``platform``; the caller opens and closes the platform.
 
     ``app.state.service`` is the :class:`Service` (``begin_shutdown()`` ends the streams).
+    ``attestation`` gives ``GET /v1/service`` its evidence (default: virtual, none).
     """
-    service = Service(platform, limits or Limits(), exposure or Exposure())
+    service = Service(platform, limits or Limits(), exposure or Exposure(), attestation)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -28,7 +28,9 @@ from typing import Final
 import uvicorn
 from starlette.types import ASGIApp
 
+from consortia.attestation.providers import PlatformProvider
 from consortia.engine import Platform
+from consortia.server._attest import ServiceAttestation, tls_certificate_sha256
 from consortia.server._connection import HEADER_TIMEOUT, GuardedHttpTools
 from consortia.server.app import Exposure, Limits, Service, create_app
 
@@ -65,6 +67,9 @@ class ServerConfig:
     #: A line per request: method, path without its query (object keys travel there), status.
     access_log: bool = False
     log_level: str = "info"
+    #: Where attestation evidence comes from (None: virtual, no evidence). The platform
+    #: must be opened with ``running=running_platform(provider)`` to match.
+    provider: PlatformProvider | None = None
 
 
 class SignalledServer(uvicorn.Server):
@@ -174,7 +179,11 @@ def uvicorn_config(app: ASGIApp, config: ServerConfig, *, lifespan: bool) -> uvi
 
 
 def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
-    app = create_app(platform, limits=config.limits, exposure=config.exposure)
+    tls_sha256 = None if config.tls is None else tls_certificate_sha256(config.tls[0])
+    attestation = ServiceAttestation(config.provider, tls_sha256=tls_sha256)
+    app = create_app(
+        platform, limits=config.limits, exposure=config.exposure, attestation=attestation
+    )
     service: Service = app.state.service
     return uvicorn_config(app, config, lifespan=True), service
 
