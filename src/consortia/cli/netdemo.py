@@ -124,6 +124,8 @@ async def _story(url: str, fingerprint: str, data: Path) -> None:
     )
     print(f"  genesis: {_show(created)}")
     clients = {m: await _connect(url, keys[m], fingerprint) for m in MEMBERS}
+    # What every member command says first (`consortia serve --platform sev-snp` attests).
+    print(f"  each member's SDK: {clients['telco'].attested.summary()}")
     live: list[Notification] = []
 
     async def listen() -> None:

@@ -282,11 +282,15 @@ def verify_service(
                 f"yourself, by name: --trust-test-root NAME={pin}"
             )
     version = published.get("platform_version")
+    if not isinstance(version, str):
+        raise AttestationFailed(
+            f"binding.platform_version: expected a version string, got {version!r:.40}"
+        )
     binding = Binding(
         service_key=service_key,
         encryption_key=encryption_key,
         tls_certificate_sha256=tls_certificate_sha256,
-        version=version if isinstance(version, str) else "",
+        version=version,
         published=published,
     )
     verified = verify_evidence(
