@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import Final
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
 from consortia.errors import BadRequest
@@ -17,6 +18,10 @@ from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey
 
 __all__ = [
     "ACTION_TYP",
+    "CREATE_TYP",
+    "IAT_WINDOW",
+    "JOSE_MEDIA_TYPE",
+    "KEY_PROOF_TYP",
     "new_nonce",
     "open_notification",
     "sign_action",
@@ -25,7 +30,17 @@ __all__ = [
     "sign_operator_token",
 ]
 
-ACTION_TYP = "consortia-action"
+# The wire's constants, one home for both sides (PROTOCOL.md, docs/protocol-notes.md).
+#: ``typ`` of an executeAction JWS.
+ACTION_TYP: Final = "consortia-action"
+#: ``typ`` of the operator's consortium-creation request.
+CREATE_TYP: Final = "consortia-create"
+#: ``typ`` of a new key's proof of possession (refreshTrustKeys).
+KEY_PROOF_TYP: Final = "consortia-key-proof"
+#: Media type of a body that is a compact JWS or JWE.
+JOSE_MEDIA_TYPE: Final = "application/jose"
+#: Seconds a request's (or a key proof's) ``iat`` may differ from the server's clock.
+IAT_WINDOW: Final = 300
 
 
 def new_nonce() -> str:
@@ -78,13 +93,13 @@ def sign_creation(
         "nonce": nonce or new_nonce(),
         "iat": now,
     }
-    return sign_compact(canonical(payload), operator, kid="operator", typ="consortia-create")
+    return sign_compact(canonical(payload), operator, kid="operator", typ=CREATE_TYP)
 
 
 def sign_key_proof(new_key: SigningKey, *, member: str, consortium: str, now: int) -> str:
     """The refreshTrustKeys proof of possession: a JWS by the *new* key."""
     payload: JSONObject = {"member": member, "consortium": consortium, "iat": now}
-    return sign_compact(canonical(payload), new_key, kid=member, typ="consortia-key-proof")
+    return sign_compact(canonical(payload), new_key, kid=member, typ=KEY_PROOF_TYP)
 
 
 def open_notification(data: JSONObject, keys: MemberKeys, service_key: PublicEncryptionKey) -> JSON:

@@ -17,6 +17,10 @@ from consortia.server.run import ServerConfig, ServerThread
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     out = capsys.readouterr()
+    if "--json" in argv:
+        # A script reads stdout alone; stderr says what was attested (here: nothing).
+        assert "NOT ATTESTED" in out.err or code != 0, out.err
+        return code, out.out
     return code, out.out + out.err
 
 

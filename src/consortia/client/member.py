@@ -41,11 +41,11 @@ from consortia.identity.jwe import encrypt_compact
 from consortia.identity.jwt import issue_token
 from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey, VerifyKey
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
-from consortia.protocol import open_notification, sign_action, sign_creation
+from consortia.protocol import JOSE_MEDIA_TYPE, open_notification, sign_action, sign_creation
 
 __all__ = ["MemberClient", "Notification", "Submitted", "create_consortium", "open_service"]
 
-JOSE: Final = "application/jose"
+JOSE: Final = JOSE_MEDIA_TYPE
 _TOKEN_LIFETIME: Final = 300
 _TOKEN_REUSE: Final = 240
 # Three missed keep-alives (the server sends one every 15 s) mean the stream is dead.

@@ -23,6 +23,7 @@ from consortia.client.member import MemberClient, _connect, _send
 from consortia.errors import BadRequest
 from consortia.identity.keys import MemberKeys
 from consortia.ledger.recovery import open_share, sign_holder_proof, sign_submission
+from consortia.protocol import JOSE_MEDIA_TYPE
 
 __all__ = [
     "SHARE_EVENT",
@@ -36,7 +37,7 @@ __all__ = [
 
 #: ``event`` of the notice body that carries a recovery share.
 SHARE_EVENT: Final = "recovery_share"
-JOSE: Final = "application/jose"
+JOSE: Final = JOSE_MEDIA_TYPE
 
 
 def _is_share_notice(body: JSON, consortium: str | None) -> bool:

@@ -50,10 +50,10 @@ from consortia.governance.voting import (
 )
 from consortia.identity.jws import parse_compact
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
+from consortia.protocol import IAT_WINDOW
 
 __all__ = [
     "BUILTINS",
-    "IAT_WINDOW",
     "Builtin",
     "CheckContext",
     "CodeChecker",
@@ -61,8 +61,6 @@ __all__ = [
     "vote_result_recipients",
 ]
 
-#: Seconds a request's (or a key proof's) ``iat`` may differ from the server's clock.
-IAT_WINDOW = 300
 
 #: Compiles Starlark at amendConstitution; returns the literal ``call`` targets.
 CodeChecker = Callable[[str, str], tuple[str, ...]]

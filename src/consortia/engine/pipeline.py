@@ -15,7 +15,6 @@ from consortia._json import JSON, JSONObject
 from consortia.engine.batch import Batch
 from consortia.engine.builtins import (
     BUILTINS,
-    IAT_WINDOW,
     CheckContext,
     CodeChecker,
     vote_result_recipients,
@@ -49,6 +48,7 @@ from consortia.governance.voting import (
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.records import Audience
 from consortia.notify.messages import Notice
+from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.budget import Budget
 
 __all__ = ["ActionSandbox", "Pipeline", "RequestTrace"]

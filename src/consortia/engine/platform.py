@@ -21,9 +21,6 @@ from consortia.analytics.redact import ObjectRefs, derive_ref_key
 from consortia.analytics.sink import BufferedSink, SinkStats
 from consortia.engine.alerts import AlertInbox, stage_alert
 from consortia.engine.batch import Batch
-from consortia.engine.builtins import (
-    IAT_WINDOW,
-)
 from consortia.engine.consortium import (
     GOV_ACTIONS,
     GOV_ANALYTICS,
@@ -69,6 +66,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
 from consortia.notify.messages import Notice
+from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.runtime import ActionRuntime
 
 __all__ = ["ActionSandbox", "Platform"]

@@ -18,6 +18,7 @@ from consortia.governance.parse import require_fields
 from consortia.identity.jwe import decrypt_compact, is_jwe
 from consortia.identity.jws import ParsedJWS, parse_compact
 from consortia.identity.keys import EncryptionKey, validate_member_id
+from consortia.protocol import ACTION_TYP, CREATE_TYP
 
 __all__ = [
     "ACTION_TYP",
@@ -31,9 +32,6 @@ __all__ = [
     "unwrap_body",
 ]
 
-ACTION_TYP = "consortia-action"
-#: ``typ`` of the operator's consortium-creation request (docs/protocol-notes.md).
-CREATE_TYP = "consortia-create"
 #: Largest executeAction body accepted (JWS or JWE), before any parsing.
 MAX_BODY_BYTES = 1_048_576
 _NONCE = re.compile(r"^[\x21-\x7e]{16,64}$")

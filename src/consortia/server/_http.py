@@ -29,6 +29,7 @@ from consortia.errors import (
     Unavailable,
 )
 from consortia.identity.keys import validate_member_id
+from consortia.protocol import JOSE_MEDIA_TYPE
 
 __all__ = [
     "BODY_TIMEOUT",
@@ -47,7 +48,7 @@ __all__ = [
 log = logging.getLogger("consortia.server")
 
 #: The media type of a compact JWS or JWE body (RFC 7515 section 9.2.1).
-JOSE: Final = "application/jose"
+JOSE: Final = JOSE_MEDIA_TYPE
 #: Seconds a client has to send a whole request body; a slower one is cut off.
 BODY_TIMEOUT: Final = 10.0
 

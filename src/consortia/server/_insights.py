@@ -26,7 +26,7 @@ from consortia.engine import Platform
 from consortia.errors import BadRequest, NotFound
 from consortia.governance.constitution import Constitution
 from consortia.server._http import Handler, bearer, consortium_id, endpoint, json_response, query
-from consortia.server._lanes import Engine
+from consortia.server._lanes import Sequencer
 
 __all__ = ["MAX_BUCKET", "insights_endpoint"]
 
@@ -58,8 +58,8 @@ def _since(value: str | None) -> float | None:
     return float(value)
 
 
-def insights_endpoint(engine: Engine, platform: Platform) -> Handler:
-    """The route handler, bound to the app's engine lanes and platform."""
+def insights_endpoint(sequencer: Sequencer, platform: Platform) -> Handler:
+    """The route handler, bound to the app's sequencer and platform."""
     gate = asyncio.Semaphore(_QUERIES)
 
     @endpoint
@@ -75,7 +75,7 @@ def insights_endpoint(engine: Engine, platform: Platform) -> Handler:
             view = platform.reader(cid, token)
             return view.member, platform.runtime(cid).constitution
 
-        member, constitution = await engine.call(cid, who)
+        member, constitution = await sequencer.call(cid, who)
         sink = platform.analytics
         if sink is None:
             raise NotFound(

@@ -27,7 +27,7 @@ from consortia.engine import Outcome, Platform
 from consortia.errors import ConsortiaError, RateLimited, Unavailable
 from consortia.server._metrics import Metrics
 
-__all__ = ["Engine", "Lane", "StreamHub"]
+__all__ = ["Lane", "Sequencer", "StreamHub"]
 
 log = logging.getLogger("consortia.server")
 
@@ -117,8 +117,9 @@ class StreamHub:
                     waiter.wake.set()
 
 
-class Engine:
-    """The platform, its per-consortium locks and the worker threads that call it."""
+class Sequencer:
+    """Orders the server's calls into the engine: the platform, its per-consortium locks
+    and lanes, and the worker threads that make the calls."""
 
     def __init__(self, platform: Platform, *, metrics: Metrics, hub: StreamHub) -> None:
         self.platform = platform
@@ -156,7 +157,7 @@ class Engine:
             self.pool.submit(work)
 
     def lock(self, cid: str) -> threading.Lock:
-        """The lock that orders every engine call on consortium ``cid``."""
+        """The lock that orders every call into the engine on consortium ``cid``."""
         with self._locks_guard:
             found = self._locks.get(cid)
             if found is None:
@@ -197,14 +198,14 @@ class Engine:
 class Lane:
     """The group-commit sequencer of one consortium."""
 
-    def __init__(self, engine: Engine, cid: str) -> None:
-        self.engine = engine
+    def __init__(self, sequencer: Sequencer, cid: str) -> None:
+        self.sequencer = sequencer
         self.cid = cid
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Outcome | ConsortiaError]]]
         self._queue = asyncio.Queue()
         # The gauge's child for this consortium, looked up once (a labels() call per request
         # showed in the profile).
-        self._depth = engine.metrics.queue_depth.labels(engine.metrics.consortium_label(cid))
+        self._depth = sequencer.metrics.queue_depth.labels(sequencer.metrics.consortium_label(cid))
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"consortia-lane-{cid}"
         )
@@ -247,27 +248,27 @@ class Lane:
             for (_, future), answer in zip(items, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
-            self.engine.hub.wake(self.cid, counters)
-            self.engine.hub.end(self.cid, ended)
+            self.sequencer.hub.wake(self.cid, counters)
+            self.sequencer.hub.end(self.cid, ended)
 
     async def _commit(
         self, bodies: list[bytes]
     ) -> tuple[list[Outcome | ConsortiaError], dict[str, int], list[str]]:
-        engine = self.engine
+        sequencer = self.sequencer
         cid = self.cid
 
         def work() -> tuple[list[Outcome | ConsortiaError], dict[str, int], list[str]]:
             started = time.perf_counter()
-            answers = engine.platform.execute_batch(cid, bodies)
-            engine.metrics.commit_seconds.observe(time.perf_counter() - started)
-            engine.metrics.batch_size.observe(len(bodies))
+            answers = sequencer.platform.execute_batch(cid, bodies)
+            sequencer.metrics.commit_seconds.observe(time.perf_counter() - started)
+            sequencer.metrics.batch_size.observe(len(bodies))
             # Read under the same lock, right after the commit: which watched queues grew.
-            watched = engine.hub.members(cid)
-            counters = engine.platform.newest_notification_ids(cid, watched)
-            return answers, counters, engine.platform.inactive_members(cid, watched)
+            watched = sequencer.hub.members(cid)
+            counters = sequencer.platform.newest_notification_ids(cid, watched)
+            return answers, counters, sequencer.platform.inactive_members(cid, watched)
 
         try:
-            return await engine.call(cid, work)
+            return await sequencer.call(cid, work)
         except ConsortiaError as exc:
             return [exc] * len(bodies), {}, []
         except Exception as exc:

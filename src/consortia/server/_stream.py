@@ -21,7 +21,7 @@ from consortia._json import JSON, loads_strict
 from consortia.engine.views import MAX_PAGE
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.identity.jwt import read_token
-from consortia.server._lanes import Engine, Waiter
+from consortia.server._lanes import Sequencer, Waiter
 
 __all__ = ["KEEPALIVE", "NotificationStream", "sse_event"]
 
@@ -50,8 +50,8 @@ def token_expiry(token: str) -> int:
 class NotificationStream:
     """One member's open stream: authenticated, registered with the hub, then iterated."""
 
-    def __init__(self, engine: Engine, cid: str, token: str, closing: asyncio.Event) -> None:
-        self.engine = engine
+    def __init__(self, sequencer: Sequencer, cid: str, token: str, closing: asyncio.Event) -> None:
+        self.sequencer = sequencer
         self.cid = cid
         self.token = token
         self.closing = closing
@@ -60,30 +60,30 @@ class NotificationStream:
 
     async def open(self, after: int) -> None:
         """Authenticate and take a slot (``rate_limited`` past a cap): before any byte is sent."""
-        platform = self.engine.platform
+        platform = self.sequencer.platform
 
         def authenticate() -> tuple[str, int]:
             view = platform.reader(self.cid, self.token)
             return view.member, token_expiry(self.token)
 
-        member, self.expires = await self.engine.call(self.cid, authenticate)
+        member, self.expires = await self.sequencer.call(self.cid, authenticate)
         waiter = Waiter(member, after)
-        self.engine.hub.add(self.cid, waiter)
+        self.sequencer.hub.add(self.cid, waiter)
         self.waiter = waiter
-        self.engine.metrics.streams.set(self.engine.hub.count)
+        self.sequencer.metrics.streams.set(self.sequencer.hub.count)
 
     def close(self) -> None:
         """Give the slot back."""
         if self.waiter is not None:
-            self.engine.hub.remove(self.cid, self.waiter)
+            self.sequencer.hub.remove(self.cid, self.waiter)
             self.waiter = None
-            self.engine.metrics.streams.set(self.engine.hub.count)
+            self.sequencer.metrics.streams.set(self.sequencer.hub.count)
 
     async def _page(self, after: int) -> list[dict[str, JSON]]:
-        platform = self.engine.platform
+        platform = self.sequencer.platform
         token = self.token
         cid = self.cid
-        return await self.engine.call(
+        return await self.sequencer.call(
             cid, lambda: platform.reader(cid, token).notifications(after=after)
         )
 

@@ -41,7 +41,7 @@ from consortia.server._http import (
     read_jose_body,
 )
 from consortia.server._insights import insights_endpoint
-from consortia.server._lanes import Engine, StreamHub
+from consortia.server._lanes import Sequencer, StreamHub
 from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
 from consortia.server._openapi import openapi_document
 from consortia.server._stream import NotificationStream
@@ -93,7 +93,7 @@ class Service:
         self.exposure = exposure
         self.metrics = Metrics(analytics=platform.analytics_stats, names=exposure.metrics_names)
         self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
-        self.engine = Engine(platform, metrics=self.metrics, hub=self.hub)
+        self.sequencer = Sequencer(platform, metrics=self.metrics, hub=self.hub)
         self.closing = asyncio.Event()
 
     def begin_shutdown(self) -> None:
@@ -106,7 +106,7 @@ class Service:
         cid = consortium_id(request)
         token = bearer(request)
         platform = self.platform
-        return await self.engine.call(cid, lambda: fn(platform.reader(cid, token)))
+        return await self.sequencer.call(cid, lambda: fn(platform.reader(cid, token)))
 
 
 def _txid(request: Request, name: str = "txid") -> str:
@@ -136,7 +136,7 @@ def _peek_action(body: bytes) -> str | None:
 
 
 def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per endpoint
-    engine = service.engine
+    sequencer = service.sequencer
     platform = service.platform
 
     @endpoint
@@ -171,7 +171,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         query(request, ())
         body = await read_jose_body(request)
         # Creation is rare: one lock orders all of it, apart from every consortium's lane.
-        created = await engine.call("\x00create", lambda: platform.create_consortium(body))
+        created = await sequencer.call("\x00create", lambda: platform.create_consortium(body))
         return json_response(created.to_wire(), 201)
 
     @endpoint
@@ -181,7 +181,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         if service.closing.is_set():
             raise Unavailable("the service is shutting down; retry with the same request")
         body = await read_jose_body(request)
-        lane = await engine.lane(cid)
+        lane = await sequencer.lane(cid)
         try:
             outcome = await lane.execute(body)
         except ConsortiaError as exc:
@@ -254,7 +254,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         if service.closing.is_set():
             raise Unavailable("the service is shutting down; reconnect shortly")
         stream = NotificationStream(
-            engine, consortium_id(request), bearer(request), service.closing
+            sequencer, consortium_id(request), bearer(request), service.closing
         )
         await stream.open(after)
         return StreamingResponse(
@@ -279,7 +279,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         Route(prefix + "/object", get_object, methods=["GET"]),
         Route(prefix + "/history", history, methods=["GET"]),
         Route(prefix + "/notifications", notifications, methods=["GET"]),
-        Route(prefix + "/insights", insights_endpoint(engine, platform), methods=["GET"]),
+        Route(prefix + "/insights", insights_endpoint(sequencer, platform), methods=["GET"]),
     ]
 
 
@@ -316,7 +316,7 @@ def create_app(
             log.warning("the misuse detector is still loading; serving meanwhile")
         yield
         service.begin_shutdown()
-        await service.engine.close()
+        await service.sequencer.close()
 
     app = Starlette(
         routes=_routes(service),
