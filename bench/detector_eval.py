@@ -1,4 +1,4 @@
-"""Figures for the misuse detector on simulated Telco traffic (consortia.analytics.simulate).
+"""Figures for the misuse detector on simulated Telco traffic (consortia.telco.simulate).
 
 For each seed: warm-up days, then normal days on which every alert is a false alarm, then a
 day with the five attacks mixed into normal traffic. Prints, per seed, the false alarms of
@@ -14,9 +14,9 @@ import argparse
 import time
 from dataclasses import dataclass, replace
 
-from consortia.analytics import simulate as sim
 from consortia.analytics.detector import MisuseDetector
 from consortia.analytics.events import Alert, Event
+from consortia.telco import simulate as sim
 
 
 @dataclass

@@ -17,7 +17,7 @@ from consortia.analytics.features import (
     hour_of,
     window_features,
 )
-from consortia.analytics.simulate import make_event
+from consortia.telco.simulate import make_event
 
 HOUR = 3600.0
 

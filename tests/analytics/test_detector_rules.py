@@ -6,7 +6,7 @@ import pytest
 
 from consortia.analytics.detector import RULES, DetectorConfig, MisuseDetector
 from consortia.analytics.events import Alert, Event
-from consortia.analytics.simulate import CONSORTIUM, make_event, object_ref
+from consortia.telco.simulate import CONSORTIUM, make_event, object_ref
 
 
 def _feed(detector: MisuseDetector, events: list[Event]) -> list[Alert]:

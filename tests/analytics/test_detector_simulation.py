@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from consortia.analytics import simulate as sim
 from consortia.analytics.detector import ATTRIBUTED_RULES, MisuseDetector
 from consortia.analytics.events import Alert
+from consortia.telco import simulate as sim
 from consortia.telco.template import DOMAIN_ACTIONS
 
 SEEDS = (0, 1, 2)

@@ -10,9 +10,13 @@ them back for one viewing member. What the viewer sees follows the analytics pol
 
 Figures: throughput, refusals and latency per action and member over time buckets; vote
 durations (a ``pending`` event to the first committed/failed/refused event of the same
-txid); and, from the Telco pack's granted fields, order cycle times and the stock leak per
-supplier (:mod:`consortia.analytics.order_insights`). Everything is computed from events
-alone: the ledger is never read.
+txid). Everything is computed from events alone: the ledger is never read.
+
+Figures of a domain (a template pack's orders, stock, ...) come from a plug: a
+:class:`DomainInsights` the pack registers with :func:`register_domain`. It names the
+actions whose committed events (with their granted fields) it needs, turns them into a
+:class:`DomainSection` for the viewer, and reads that section back from the document. Its
+keys sit at the top level of the document, before ``alerts``; analytics knows no pack.
 """
 
 from __future__ import annotations
@@ -20,19 +24,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from consortia._json import JSON
-from consortia.analytics.order_insights import (
-    TELCO_ORDER_ACTIONS,
-    OrderCycle,
-    StockLine,
-    TelcoEvent,
-    replay_orders,
-)
 from consortia.errors import BadRequest, NotFound, Unavailable
 from consortia.governance.constitution import Constitution
 
@@ -45,6 +42,9 @@ __all__ = [
     "ActionFigures",
     "AlertRow",
     "Bucket",
+    "DomainEvent",
+    "DomainInsights",
+    "DomainSection",
     "Insights",
     "MemberFigures",
     "QueryableStore",
@@ -57,6 +57,8 @@ __all__ = [
     "open_store",
     "pick_bucket",
     "quantile",
+    "register_domain",
+    "registered_domains",
     "sink_insights",
     "viewer_for",
 ]
@@ -163,8 +165,68 @@ class AlertRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A committed action as a domain plug sees it: when, what, who, granted fields."""
+
+    time: float
+    action: str
+    member: str | None
+    fields: Mapping[str, JSON]
+
+
+class DomainSection(Protocol):
+    """A plug's figures for one viewer: what it adds to the insights document."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The section's top-level keys of the document, with derived figures spelt out."""
+        ...
+
+
+class DomainInsights(Protocol):
+    """A template pack's insights plug (see the module docstring)."""
+
+    @property
+    def name(self) -> str:
+        """The key of its section in :attr:`Insights.domains`."""
+        ...
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The actions whose committed events (and granted fields) it needs."""
+        ...
+
+    def compute(self, events: Sequence[DomainEvent], viewer: Viewer) -> DomainSection:
+        """Its figures from those events (oldest first), as ``viewer`` may see them."""
+        ...
+
+    def from_json(self, doc: Mapping[str, Any]) -> DomainSection:
+        """Its section read back from a whole insights document.
+
+        A wrong shape raises KeyError, TypeError or ValueError (answered as bad_request).
+        """
+        ...
+
+
+_DOMAINS: dict[str, DomainInsights] = {}
+
+
+def register_domain(plug: DomainInsights) -> None:
+    """Add ``plug`` to every insights computed or read from now on (same name: replaced)."""
+    _DOMAINS[plug.name] = plug
+
+
+def registered_domains() -> tuple[DomainInsights, ...]:
+    """The plugs registered so far, in registration order."""
+    return tuple(_DOMAINS.values())
+
+
+@dataclass(frozen=True, slots=True)
 class Insights:
-    """Everything one viewer may see of one consortium's analytics."""
+    """Everything one viewer may see of one consortium's analytics.
+
+    A domain section's figures also read as attributes (``ins.orders`` is the Telco
+    section's ``orders``); :attr:`domains` has them by plug name.
+    """
 
     consortium: str
     viewer: Viewer
@@ -176,12 +238,17 @@ class Insights:
     others: MemberFigures | None  # every member the viewer may not see, folded together
     timeline: list[Bucket]
     votes: list[VoteDuration]  # requester hidden unless the viewer sees that member
-    orders: list[OrderCycle]  # every order if viewer.full, else those the viewer placed
-    orders_all: list[OrderCycle]  # every order, for consortium-wide aggregates only
-    stock: list[StockLine]  # every supplier if viewer.full, else the viewer's own line
-    stock_total: StockLine  # summed over every supplier
-    skipped_order_events: int
+    domains: Mapping[str, DomainSection]  # plug name -> its section for this viewer
     alerts: list[AlertRow] | None  # None: the viewer is not among those alerted
+
+    def __getattr__(self, name: str) -> Any:
+        """A figure of a domain section (only called when no field has ``name``)."""
+        if name == "domains" or name.startswith("__"):
+            raise AttributeError(name)
+        for section in self.domains.values():
+            if hasattr(section, name):
+                return getattr(section, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def open_store(path: Path) -> duckdb.DuckDBPyConnection:
@@ -360,14 +427,31 @@ def _votes(
     return votes
 
 
-def _telco_events(con: duckdb.DuckDBPyConnection, cid: str, lo: float) -> list[TelcoEvent]:
+def _domain_events(
+    con: duckdb.DuckDBPyConnection, cid: str, lo: float, actions: Iterable[str]
+) -> list[DomainEvent]:
+    wanted = sorted(set(actions))
+    if not wanted:
+        return []
     rows = con.execute(
         "SELECT time, action, member, fields::VARCHAR FROM events WHERE consortium = ? "
         "AND time >= ? AND kind = 'execute' AND outcome = 'committed' "
         "AND list_contains(?, action) ORDER BY time",
-        [cid, lo, list(TELCO_ORDER_ACTIONS)],
+        [cid, lo, wanted],
     ).fetchall()
-    return [TelcoEvent(t, a, m, _fields(f)) for t, a, m, f in rows]
+    return [DomainEvent(t, a, m, _fields(f)) for t, a, m, f in rows]
+
+
+def _domains(
+    con: duckdb.DuckDBPyConnection, cid: str, lo: float, viewer: Viewer
+) -> dict[str, DomainSection]:
+    plugs = registered_domains()
+    events = _domain_events(con, cid, lo, (a for plug in plugs for a in plug.actions))
+    sections = {}
+    for plug in plugs:
+        mine = set(plug.actions)
+        sections[plug.name] = plug.compute([e for e in events if e.action in mine], viewer)
+    return sections
 
 
 def _alerts(con: duckdb.DuckDBPyConnection, cid: str, lo: float) -> list[AlertRow]:
@@ -391,8 +475,8 @@ def compute_insights(
 ) -> Insights:
     """Every figure ``viewer`` may see of ``consortium`` (see the module docstring).
 
-    ``since`` (unix seconds) keeps only the events and alerts from then on; an order placed
-    before it is not replayed, so its later events count as skipped.
+    ``since`` (unix seconds) keeps only the events and alerts from then on, for the domain
+    plugs too (an order placed before it is not replayed by the Telco pack's).
     """
     if not _table_exists(con, "events"):
         raise NotFound("the analytics store holds no events table yet")
@@ -408,16 +492,6 @@ def compute_insights(
     if bucket_s is None:
         bucket_s = BUCKETS[0] if first is None or last is None else pick_bucket(first, last)
     members, others = _members(con, consortium, lo, viewer)
-    flow = replay_orders(_telco_events(con, consortium, lo))
-    total = StockLine("(all suppliers)")
-    for line in flow.stock:
-        for name in ("reserved", "consumed", "released", "returned", "pending"):
-            setattr(total, name, getattr(total, name) + getattr(line, name))
-    # Every order counts in the consortium-wide figures, but who placed one the viewer may
-    # not see is blanked: the document leaves the TEP.
-    orders_all = [
-        o if viewer.sees(o.placed_by) else replace(o, placed_by=None) for o in flow.orders
-    ]
     timeline = [] if first is None else _timeline(con, consortium, lo, viewer, first, bucket_s)
     return Insights(
         consortium=consortium,
@@ -430,34 +504,30 @@ def compute_insights(
         others=others,
         timeline=timeline,
         votes=_votes(con, consortium, lo, viewer),
-        orders=[o for o in flow.orders if viewer.sees(o.placed_by)],
-        orders_all=orders_all,
-        stock=[s for s in flow.stock if viewer.sees(s.supplier)],
-        stock_total=total,
-        skipped_order_events=flow.skipped,
+        domains=_domains(con, consortium, lo, viewer),
         alerts=_alerts(con, consortium, lo) if viewer.alerts else None,
     )
 
 
 def insights_json(ins: Insights) -> dict[str, Any]:
-    """The insights as JSON, with the derived figures (totals, leak, durations) spelt out.
+    """The insights as JSON, with the derived figures (totals, durations) spelt out.
 
     The one document both ``consortia insights --json`` and ``GET .../insights`` answer;
-    :func:`insights_from_json` reads it back for the tables and charts.
+    :func:`insights_from_json` reads it back for the tables and charts. Each domain
+    section's keys come at the top level, before ``alerts``.
     """
-    doc = asdict(ins)
+    doc = asdict(replace(ins, domains={}))
+    del doc["domains"]
+    alerts = doc.pop("alerts")
+    for section in ins.domains.values():
+        doc.update(section.to_json())
+    doc["alerts"] = alerts
     for row, figures in zip(doc["actions"], ins.actions, strict=True):
         row["total"] = figures.total
     for row, member in zip(doc["members"], ins.members, strict=True):
         row["total"] = member.total
     if ins.others is not None:
         doc["others"]["total"] = ins.others.total
-    for row, line in zip(doc["stock"], ins.stock, strict=True):
-        row["leak"] = line.leak
-    doc["stock_total"]["leak"] = ins.stock_total.leak
-    for key, items in (("orders", ins.orders), ("orders_all", ins.orders_all)):
-        for row, order in zip(doc[key], items, strict=True):
-            row["cycle_s"] = order.cycle_s
     for row, vote in zip(doc["votes"], ins.votes, strict=True):
         row["seconds"] = vote.seconds
     return doc
@@ -475,27 +545,12 @@ def _member_figures(row: Mapping[str, Any]) -> MemberFigures:
     return MemberFigures(str(row["member"]), _counts(row["outcomes"]), _counts(row["codes"]))
 
 
-def _order(row: Mapping[str, Any]) -> OrderCycle:
-    placed_by = row["placed_by"]
-    return OrderCycle(
-        str(row["order"]),
-        None if placed_by is None else str(placed_by),
-        float(row["placed"]),
-        _opt_float(row["closed"]),
-        str(row["state"]),
-    )
-
-
-def _stock_line(row: Mapping[str, Any]) -> StockLine:
-    figures = ("reserved", "consumed", "released", "returned", "pending")
-    return StockLine(str(row["supplier"]), *(int(row[name]) for name in figures))
-
-
 def insights_from_json(doc: Any) -> Insights:
     """Rebuild :class:`Insights` from :func:`insights_json`'s document (local or remote).
 
-    Derived figures (``leak``, ``cycle_s``, ``seconds``) are recomputed, not read. A
-    document of the wrong shape raises ``bad_request``: it came from a server, after all.
+    Derived figures (``total``, ``seconds``, a plug's own) are recomputed, not read; each
+    registered plug reads its section. A document of the wrong shape raises
+    ``bad_request``: it came from a server, after all.
     """
     try:
         viewer = doc["viewer"]
@@ -538,11 +593,7 @@ def insights_from_json(doc: Any) -> Insights:
                 )
                 for v in doc["votes"]
             ],
-            orders=[_order(o) for o in doc["orders"]],
-            orders_all=[_order(o) for o in doc["orders_all"]],
-            stock=[_stock_line(s) for s in doc["stock"]],
-            stock_total=_stock_line(doc["stock_total"]),
-            skipped_order_events=int(doc["skipped_order_events"]),
+            domains={plug.name: plug.from_json(doc) for plug in registered_domains()},
             alerts=None
             if alerts is None
             else [

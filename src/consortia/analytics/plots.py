@@ -9,7 +9,7 @@ the same colour), so a reader compares charts without re-reading legends.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -21,7 +21,15 @@ from matplotlib.ticker import MaxNLocator
 
 from consortia.analytics.insights import OUTCOMES, Insights, bucket_label, quantile
 
-__all__ = ["CHARTS", "duration_unit", "write_charts"]
+__all__ = [
+    "CHARTS",
+    "OUTCOME_COLOURS",
+    "Chart",
+    "chart_figure",
+    "duration_unit",
+    "legend_outside",
+    "write_charts",
+]
 
 #: One colour per outcome, kept across every chart.
 OUTCOME_COLOURS = {
@@ -49,7 +57,8 @@ def duration_unit(seconds: Sequence[float]) -> tuple[float, str]:
     return 1.0, "seconds"
 
 
-def _figure(ins: Insights, title: str, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+def chart_figure(ins: Insights, title: str, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+    """A blank chart titled for ``ins``'s consortium and viewer, with ``ncols`` axes."""
     fig = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -75,7 +84,7 @@ def _time_axis(ax: Axes, ticks: int = 10) -> None:
     ax.set_xlabel("time (UTC)")
 
 
-def _legend_outside(ax: Axes, title: str | None = None) -> None:
+def legend_outside(ax: Axes, title: str | None = None) -> None:
     """Legend to the right of the plot, where it never hides a bar."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title=title)
 
@@ -83,7 +92,7 @@ def _legend_outside(ax: Axes, title: str | None = None) -> None:
 def _requests(ins: Insights) -> Figure | None:
     if not ins.timeline:
         return None
-    fig, (ax,) = _figure(ins, "Requests over time, by action")
+    fig, (ax,) = chart_figure(ins, "Requests over time, by action")
     top = [a.action for a in ins.actions[:_TOP]]
     starts = _days([b.start for b in ins.timeline])
     width = ins.bucket_s * 0.9 / 86400.0
@@ -108,7 +117,7 @@ def _requests(ins: Insights) -> Figure | None:
     )
     ax.set_ylabel(f"requests per {bucket_label(ins.bucket_s)}")
     _time_axis(ax)
-    _legend_outside(ax, "action")
+    legend_outside(ax, "action")
     return fig
 
 
@@ -116,7 +125,7 @@ def _refusals(ins: Insights) -> Figure | None:
     refused = [a for a in ins.actions if a.codes]
     if not refused:
         return None
-    fig, (left, right) = _figure(ins, "Refused and failed requests, by error code", ncols=2)
+    fig, (left, right) = chart_figure(ins, "Refused and failed requests, by error code", ncols=2)
     codes = [c for c, _ in sum((Counter(a.codes) for a in refused), Counter()).most_common()]
     colour = {c: f"C{i % 10}" for i, c in enumerate(codes)}
     starts = _days([b.start for b in ins.timeline])
@@ -138,7 +147,7 @@ def _refusals(ins: Insights) -> Figure | None:
     right.set_title("per action (consortium-wide)")
     right.set_xlabel("refusals (count)")
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend_outside(right, "error code")
+    legend_outside(right, "error code")
     return fig
 
 
@@ -146,7 +155,7 @@ def _members(ins: Insights) -> Figure | None:
     rows = [*ins.members, *([ins.others] if ins.others else [])]
     if not rows:
         return None
-    fig, (ax,) = _figure(ins, "Requests per member, by outcome")
+    fig, (ax,) = chart_figure(ins, "Requests per member, by outcome")
     names = [m.member for m in rows][::-1]
     offset = [0] * len(names)
     for outcome in OUTCOMES:
@@ -158,14 +167,14 @@ def _members(ins: Insights) -> Figure | None:
         ax.annotate(f" {total}", (total, y), va="center", fontsize=9)
     ax.set_xlabel("requests (count)")
     ax.set_xlim(right=max(offset) * 1.1 + 1)
-    _legend_outside(ax, "outcome")
+    legend_outside(ax, "outcome")
     return fig
 
 
 def _votes(ins: Insights) -> Figure | None:
     if not ins.votes or ins.last is None:
         return None
-    fig, (ax,) = _figure(ins, "How long votes took, per action (each dot is one vote)")
+    fig, (ax,) = chart_figure(ins, "How long votes took, per action (each dot is one vote)")
     age = [v.seconds if v.seconds is not None else ins.last - v.pending for v in ins.votes]
     divisor, unit = duration_unit(age)
     actions = sorted({v.action for v in ins.votes})
@@ -206,90 +215,31 @@ def _votes(ins: Insights) -> Figure | None:
     ax.set_ylim(-0.7, len(actions) - 0.3)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"time from pending to decision ({unit})")
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig
 
 
-def _orders(ins: Insights) -> Figure | None:
-    closed = [o for o in ins.orders_all if o.cycle_s is not None]
-    if not closed:
-        return None
-    fig, (ax,) = _figure(ins, "Order cycle times (placeOrder to completed or cancelled)")
-    divisor, unit = duration_unit([o.cycle_s or 0.0 for o in closed])
-    groups = [
-        ("completed", OUTCOME_COLOURS["committed"]),
-        ("cancelled", OUTCOME_COLOURS["refused"]),
-    ]
-    data = [[(o.cycle_s or 0.0) / divisor for o in closed if o.state == s] for s, _ in groups]
-    labels = [f"{s} ({len(d)} orders)" for (s, _), d in zip(groups, data, strict=True)]
-    ax.hist(data, bins=12, stacked=True, color=[c for _, c in groups], label=labels)
-    for values, (_, colour) in zip(data, groups, strict=True):
-        median = quantile(values, 0.5)
-        if median is not None:
-            ax.axvline(median, color="black", ls="--", lw=1.5, zorder=3)
-            ax.annotate(
-                f" median {median:.1f} {unit}",
-                (median, 1.0),
-                xycoords=("data", "axes fraction"),
-                va="top",
-                color=colour,
-                fontsize=9,
-            )
-    ax.plot([], [], "k--", lw=1.5, label="median")
-    still_open = sum(1 for o in ins.orders_all if o.cycle_s is None)
-    ax.set_xlabel(f"cycle time ({unit})")
-    ax.set_ylabel("orders (count)")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{len(closed)} closed orders; {still_open} still open (not shown)")
-    _legend_outside(ax)
-    return fig
+#: A chart builder: None when it has nothing to show.
+Chart = Callable[[Insights], Figure | None]
 
-
-def _stock(ins: Insights) -> Figure | None:
-    lines = [*ins.stock, ins.stock_total] if ins.stock_total.reserved else list(ins.stock)
-    if not lines:
-        return None
-    fig, (ax,) = _figure(ins, "Where each supplier's reserved stock went (leak in red)")
-    names = [s.supplier for s in lines][::-1]
-    parts = [
-        ("consumed (shipped)", OUTCOME_COLOURS["committed"], [s.consumed for s in lines]),
-        ("released (cancelled)", "#90a4ae", [s.released for s in lines]),
-        ("pending (not shipped yet)", OUTCOME_COLOURS["pending"], [s.pending for s in lines]),
-        ("LEAK (unaccounted)", "#d50000", [max(s.leak, 0) for s in lines]),
-    ]
-    offset = [0] * len(names)
-    for label, colour, values in parts:
-        counts = values[::-1]
-        ax.barh(names, counts, left=offset, color=colour, label=label)
-        offset = [o + c for o, c in zip(offset, counts, strict=True)]
-    for y, line in enumerate(lines[::-1]):
-        text = f" reserved {line.reserved}" + (
-            f", returned {line.returned}" if line.returned else ""
-        )
-        text += f", LEAK {line.leak}" if line.leak else ""
-        ax.annotate(text, (offset[y], y), va="center", fontsize=9)
-    ax.set_xlabel("units reserved (count)")
-    ax.set_xlim(right=max(offset) * 1.3 + 1)
-    _legend_outside(ax)
-    return fig
-
-
-#: File name -> chart builder; a builder returns None when it has nothing to show.
-CHARTS: dict[str, Callable[[Insights], Figure | None]] = {
+#: File name -> chart builder of the domain-free figures; a template pack adds its own
+#: (``consortia.telco.plots.TELCO_CHARTS``) through ``write_charts(..., charts)``.
+CHARTS: dict[str, Chart] = {
     "requests.png": _requests,
     "refusals.png": _refusals,
     "members.png": _members,
     "votes.png": _votes,
-    "orders.png": _orders,
-    "stock.png": _stock,
 }
 
 
-def write_charts(ins: Insights, folder: Path) -> list[Path]:
-    """Write every chart that has something to show into ``folder``; return their paths."""
+def write_charts(
+    ins: Insights, folder: Path, charts: Mapping[str, Chart] | None = None
+) -> list[Path]:
+    """Write every chart (default: :data:`CHARTS`) that has something to show into
+    ``folder``, in order; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, build in CHARTS.items():
+    for name, build in (CHARTS if charts is None else charts).items():
         fig = build(ins)
         if fig is None:
             continue

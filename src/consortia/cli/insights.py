@@ -6,7 +6,8 @@ decides its view. Local (``--data DIR --member ID``): the operator, on the TEP h
 the ledger and the analytics store (``analytics.duckdb``) directly; ``--member`` then picks a
 view, it proves nothing. Both get the same JSON document
 (:func:`~consortia.analytics.insights.insights_json`) and render tables and ``--plot`` PNG
-charts (:mod:`consortia.analytics.plots`) from it.
+charts (:mod:`consortia.analytics.plots`, the Telco pack's from :mod:`consortia.telco.plots`)
+from it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from consortia.analytics.insights import (
     quantile,
     viewer_for,
 )
-from consortia.analytics.order_insights import StockLine
 from consortia.cli.member import _client, _common, _run, _table
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.service import ServiceIdentity
@@ -38,6 +38,7 @@ from consortia.governance.constitution import Constitution
 from consortia.identity.box import Sealer
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.sqlite import SQLiteStore
+from consortia.telco.insights import OrderInsights, StockLine
 
 __all__ = [
     "add_insights_parser",
@@ -171,16 +172,19 @@ _VOTE_OUTCOMES = ("approved", "rejected", "failed", "open")
 
 
 def _orders(ins: Insights) -> list[str]:
+    telco = OrderInsights.of(ins)
+    if telco is None:
+        return []
     out = ["ORDER CYCLE TIMES (Telco orders, placeOrder to completed/cancelled)"]
-    if not ins.orders_all:
+    if not telco.orders_all:
         return [*out, "  no orders (none placed, or the policy grants no order fields)", ""]
     rows = []
     for state in ("completed", "cancelled", "open"):
-        group = [o for o in ins.orders_all if o.state == state]
+        group = [o for o in telco.orders_all if o.state == state]
         if group:
             rows.append([state, str(len(group)), *_durations(o.cycle_s for o in group)])
     out.append(_table(rows, ["state", "orders", "median", "p90", "max"]))
-    if ins.orders:
+    if telco.orders:
         rows = [
             [
                 o.order,
@@ -190,12 +194,12 @@ def _orders(ins: Insights) -> list[str]:
                 o.state,
                 format_duration(o.cycle_s),
             ]
-            for o in sorted(ins.orders, key=lambda o: o.placed)
+            for o in sorted(telco.orders, key=lambda o: o.placed)
         ]
         header = ["order", "placed by", "placed (UTC)", "closed (UTC)", "state", "cycle"]
         out += ["", _table(rows, header)]
-    if ins.skipped_order_events:
-        out.append(f"skipped {ins.skipped_order_events} order event(s) lacking granted fields")
+    if telco.skipped_order_events:
+        out.append(f"skipped {telco.skipped_order_events} order event(s) lacking granted fields")
     return [*out, ""]
 
 
@@ -205,15 +209,18 @@ def _stock_row(line: StockLine) -> list[str]:
 
 
 def _stock(ins: Insights) -> list[str]:
+    telco = OrderInsights.of(ins)
+    if telco is None:
+        return []
     out = ["STOCK PER SUPPLIER (units; leak = reserved, not consumed/released/pending)"]
-    if not ins.stock_total.reserved and not ins.stock:
+    if not telco.stock_total.reserved and not telco.stock:
         return [*out, "  no stock movements seen", ""]
-    rows = [_stock_row(s) for s in ins.stock] + [_stock_row(ins.stock_total)]
+    rows = [_stock_row(s) for s in telco.stock] + [_stock_row(telco.stock_total)]
     header = ["supplier", "reserved", "consumed", "released", "returned", "pending", "leak"]
     out.append(_table(rows, header))
     out += [
         f"LEAK: {s.supplier}: {s.leak} unit(s) reserved and unaccounted"
-        for s in ins.stock
+        for s in telco.stock
         if s.leak
     ]
     return [*out, ""]
@@ -283,9 +290,10 @@ def _show_document(args: argparse.Namespace, doc: Any) -> int:
     else:
         print(render_insights(ins))
     if args.plot:
-        from consortia.analytics.plots import write_charts
+        from consortia.analytics.plots import CHARTS, write_charts
+        from consortia.telco.plots import TELCO_CHARTS
 
-        for path in write_charts(ins, Path(args.plot)):
+        for path in write_charts(ins, Path(args.plot), {**CHARTS, **TELCO_CHARTS}):
             print(f"wrote {path}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from types import MappingProxyType
 
 from consortia.governance.analytics_policy import AnalyticsPolicy
 from consortia.governance.constitution import (
@@ -21,7 +22,14 @@ from consortia.governance.constitution import (
 )
 from consortia.governance.templates import DEFAULT_NEW_MEMBER_ACTIONS, Template, base_actions
 
-__all__ = ["DOMAIN_ACTIONS", "ROLES", "TELCO_TEMPLATE", "action_code", "telco_constitution"]
+__all__ = [
+    "ANALYTICS_GRANTS",
+    "DOMAIN_ACTIONS",
+    "ROLES",
+    "TELCO_TEMPLATE",
+    "action_code",
+    "telco_constitution",
+]
 
 ROLES = ("seller", "supplier", "installer", "customer", "auditor")
 
@@ -54,6 +62,21 @@ _STOCK_KINDS = {
     "releaseStock": "release",
     "returnStock": "return",
 }
+
+#: The parameter fields analytics may see of each action: order and device ids, device
+#: states, modes and stock quantities, enough for order cycle times and the stock leak per
+#: supplier (:mod:`consortia.telco.insights` replays exactly these), never prices, serials
+#: or service specs.
+ANALYTICS_GRANTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "placeOrder": ("id", "devices"),
+        "reviseOrder": ("id", "devices", "modes"),
+        "resumeChangePlan": ("productOrderId", "devices"),
+        "cancelOrder": ("id",),
+        "updateDeviceOrder": ("productOrderId", "device", "state"),
+        **{name: ("supplier", "part", "quantity", "productOrderId") for name in _STOCK_KINDS},
+    }
+)
 
 
 def _source(stem: str) -> str:
@@ -110,22 +133,11 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
         actions=actions,
         members={m.id: m for m in founders},
         new_member_actions=DEFAULT_NEW_MEMBER_ACTIONS,
-        # Analytics gets order and device ids, device states, modes and stock quantities:
-        # enough for order cycle times and the stock leak per supplier (docs/insights.md),
-        # never prices, serials or service specs. Sellers and auditors see every member's
-        # figures; everyone hears of misuse.
+        # Analytics gets the ids, states, modes and quantities of ANALYTICS_GRANTS: enough
+        # for order cycle times and the stock leak per supplier (docs/insights.md). Sellers
+        # and auditors see every member's figures; everyone hears of misuse.
         analytics=AnalyticsPolicy(
-            grants={
-                "placeOrder": ("id", "devices"),
-                "reviseOrder": ("id", "devices", "modes"),
-                "resumeChangePlan": ("productOrderId", "devices"),
-                "cancelOrder": ("id",),
-                "updateDeviceOrder": ("productOrderId", "device", "state"),
-                **{
-                    name: ("supplier", "part", "quantity", "productOrderId")
-                    for name in _STOCK_KINDS
-                },
-            },
+            grants=ANALYTICS_GRANTS,
             insights_full=("seller", "auditor"),
             # The pack's own object types; anything else leaves as a keyed hash.
             object_types=(

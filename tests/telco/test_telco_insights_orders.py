@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from consortia._json import JSON, JSONObject
-from consortia.analytics.order_insights import (
+from consortia.errors import BadRequest
+from consortia.governance.parse import parse_member
+from consortia.identity.keys import MemberKeys
+from consortia.telco.insights import (
     TELCO_GRANTS,
     OrderFlow,
     StockLine,
     TelcoEvent,
     replay_orders,
 )
-from consortia.errors import BadRequest
-from consortia.governance.parse import parse_member
-from consortia.identity.keys import MemberKeys
 from consortia.telco.template import telco_constitution
 
 

@@ -1,9 +1,11 @@
 """Order cycle times and stock leak per supplier, replayed from the Telco pack's events.
 
-Analytics never reads the ledger: it sees only the committed events of the Telco actions
-and the parameter fields the constitution's analytics policy grants them (ids and
-quantities; never prices or serials). From those it replays what the actions do to device
-orders and stock, mirroring ``telco/actions/common.star``:
+The pack's insights plug (:data:`TELCO_INSIGHTS`, registered with analytics by
+``consortia.telco``). Analytics never reads the ledger: the plug sees only the committed
+events of the Telco actions and the parameter fields the template's analytics policy grants
+them (:data:`~consortia.telco.template.ANALYTICS_GRANTS`: ids and quantities; never prices
+or serials). From those it replays what the actions do to device orders and stock,
+mirroring ``telco/actions/common.star``:
 
 - ``placeOrder`` orders each device (state ``acknowledged``) and reserves one unit of its
   part at its supplier;
@@ -27,35 +29,34 @@ figures, not wrong ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from consortia._json import JSON
+from consortia.analytics.insights import DomainEvent, Insights, Viewer
+from consortia.telco.template import ANALYTICS_GRANTS
 
 __all__ = [
     "TELCO_GRANTS",
+    "TELCO_INSIGHTS",
     "TELCO_ORDER_ACTIONS",
     "OrderCycle",
     "OrderFlow",
+    "OrderInsights",
     "StockLine",
     "TelcoEvent",
+    "TelcoInsights",
     "replay_orders",
 ]
 
-#: The parameter fields each Telco action must grant for these insights: ids, states,
-#: modes and quantities only. The Telco template's analytics policy grants exactly these.
-TELCO_GRANTS: Mapping[str, tuple[str, ...]] = {
-    "placeOrder": ("id", "devices"),
-    "reviseOrder": ("id", "devices", "modes"),
-    "resumeChangePlan": ("productOrderId", "devices"),
-    "cancelOrder": ("id",),
-    "updateDeviceOrder": ("productOrderId", "device", "state"),
-    "reserveStock": ("supplier", "part", "quantity", "productOrderId"),
-    "consumeStock": ("supplier", "part", "quantity", "productOrderId"),
-    "releaseStock": ("supplier", "part", "quantity", "productOrderId"),
-    "returnStock": ("supplier", "part", "quantity", "productOrderId"),
-}
+#: The parameter fields each Telco action must grant for these insights: the template's
+#: analytics policy, one source (ids, states, modes and quantities only).
+TELCO_GRANTS: Mapping[str, tuple[str, ...]] = ANALYTICS_GRANTS
 TELCO_ORDER_ACTIONS = tuple(TELCO_GRANTS)
+
+#: A committed Telco action as the replay sees it: when, what, who, granted fields.
+TelcoEvent = DomainEvent
 
 _NOT_SHIPPED = ("acknowledged", "inProgress", "held")
 _SHIPPED = ("shipped", "delivered", "completed")
@@ -66,16 +67,6 @@ _STOCK_KIND = {
     "releaseStock": "released",
     "returnStock": "returned",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TelcoEvent:
-    """A committed Telco action as analytics sees it: when, what, who, granted fields."""
-
-    time: float
-    action: str
-    member: str | None
-    fields: Mapping[str, JSON]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,3 +310,97 @@ def replay_orders(events: Iterable[TelcoEvent]) -> OrderFlow:
     ]
     stock = sorted(replay.stock.values(), key=lambda s: s.supplier)
     return OrderFlow(cycles, stock, replay.skipped)
+
+
+# -- the insights plug ----------------------------------------------------------------------
+
+_FIGURES = ("reserved", "consumed", "released", "returned", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInsights:
+    """The Telco section of the insights: orders and stock, as one viewer may see them."""
+
+    orders: list[OrderCycle]  # every order if viewer.full, else those the viewer placed
+    orders_all: list[OrderCycle]  # every order, for consortium-wide aggregates only
+    stock: list[StockLine]  # every supplier if viewer.full, else the viewer's own line
+    stock_total: StockLine  # summed over every supplier
+    skipped_order_events: int
+
+    @classmethod
+    def of(cls, ins: Insights) -> OrderInsights | None:
+        """The Telco section of ``ins``; None when the plug was not registered."""
+        section = ins.domains.get(TELCO_INSIGHTS.name)
+        return section if isinstance(section, cls) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The section's keys of the insights document, with ``leak`` and ``cycle_s``."""
+        doc = asdict(self)
+        for row, line in zip(doc["stock"], self.stock, strict=True):
+            row["leak"] = line.leak
+        doc["stock_total"]["leak"] = self.stock_total.leak
+        for key, items in (("orders", self.orders), ("orders_all", self.orders_all)):
+            for row, order in zip(doc[key], items, strict=True):
+                row["cycle_s"] = order.cycle_s
+        return doc
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _order(row: Mapping[str, Any]) -> OrderCycle:
+    placed_by = row["placed_by"]
+    return OrderCycle(
+        str(row["order"]),
+        None if placed_by is None else str(placed_by),
+        float(row["placed"]),
+        _opt_float(row["closed"]),
+        str(row["state"]),
+    )
+
+
+def _stock_line(row: Mapping[str, Any]) -> StockLine:
+    return StockLine(str(row["supplier"]), *(int(row[name]) for name in _FIGURES))
+
+
+@dataclass(frozen=True, slots=True)
+class TelcoInsights:
+    """The Telco pack's :class:`~consortia.analytics.insights.DomainInsights` plug."""
+
+    name: str = "telco"
+    actions: tuple[str, ...] = TELCO_ORDER_ACTIONS
+
+    def compute(self, events: Sequence[DomainEvent], viewer: Viewer) -> OrderInsights:
+        """Replay the events; keep the orders and stock lines ``viewer`` may see by name."""
+        flow = replay_orders(events)
+        total = StockLine("(all suppliers)")
+        for line in flow.stock:
+            for name in _FIGURES:
+                setattr(total, name, getattr(total, name) + getattr(line, name))
+        # Every order counts in the consortium-wide figures, but who placed one the viewer
+        # may not see is blanked: the document leaves the TEP.
+        orders_all = [
+            o if viewer.sees(o.placed_by) else replace(o, placed_by=None) for o in flow.orders
+        ]
+        return OrderInsights(
+            orders=[o for o in flow.orders if viewer.sees(o.placed_by)],
+            orders_all=orders_all,
+            stock=[s for s in flow.stock if viewer.sees(s.supplier)],
+            stock_total=total,
+            skipped_order_events=flow.skipped,
+        )
+
+    def from_json(self, doc: Mapping[str, Any]) -> OrderInsights:
+        """The section read back from an insights document; ``leak``/``cycle_s`` recomputed."""
+        return OrderInsights(
+            orders=[_order(o) for o in doc["orders"]],
+            orders_all=[_order(o) for o in doc["orders_all"]],
+            stock=[_stock_line(s) for s in doc["stock"]],
+            stock_total=_stock_line(doc["stock_total"]),
+            skipped_order_events=int(doc["skipped_order_events"]),
+        )
+
+
+#: The plug ``consortia.telco`` registers with analytics.
+TELCO_INSIGHTS = TelcoInsights()
