@@ -284,6 +284,13 @@ def test_simulated_measurement_not_listed(service: JSONObject, snp: SimulatedSnp
     assert MEASUREMENT.hex() in caught.value.message
 
 
+def test_an_empty_measurement_list_accepts_no_build_and_says_so(
+    service: JSONObject, snp: SimulatedSnpProvider
+) -> None:
+    with pytest.raises(AttestationFailed, match=r"lists no measurements .* leave the key out"):
+        _verify(service, _lab(snp, measurements=frozenset()))
+
+
 def test_trust_file_from_json_accepts(service: JSONObject, snp: SimulatedSnpProvider) -> None:
     trust = Trust.from_json({"require_hardware": False, "test_roots": {"lab": snp.ark_sha256}})
     assert _verify(service, trust).platform == "simulated-snp"

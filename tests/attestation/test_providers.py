@@ -33,7 +33,7 @@ from consortia.attestation.providers import (
     VirtualProvider,
     kds_vcek_url,
 )
-from consortia.attestation.report import parse_report
+from consortia.attestation.report import Tcb, parse_report
 from consortia.attestation.simulated import SimulatedSnp, TestCA, build_measurement
 from consortia.errors import Unavailable
 
@@ -291,6 +291,11 @@ def test_no_vcek_in_the_table_names_the_kds_address(
     url = kds_vcek_url("Milan", ca.chip_id, ca.tcb)
     assert url.startswith("https://kdsintf.amd.com/vcek/v1/Milan/" + ca.chip_id.hex())
     assert url.endswith("?blSPL=04&teeSPL=00&snpSPL=22&ucodeSPL=213")
+    turin = kds_vcek_url("Turin", ca.chip_id, Tcb(bootloader=1, tee=2, snp=3, microcode=4, fmc=5))
+    assert turin == (
+        f"https://kdsintf.amd.com/vcek/v1/Turin/{ca.chip_id[:8].hex()}"
+        "?fmcSPL=05&blSPL=01&teeSPL=02&snpSPL=03&ucodeSPL=04"
+    )
     with pytest.raises(Unavailable, match="no VCEK") as caught:
         provider.evidence(bytes(64))
     assert url in caught.value.message

@@ -277,3 +277,31 @@ def test_serve_refuses_a_platform_it_cannot_attest(
     ):
         code, _, err = _cli(capsys, "serve", "--data", str(data), *argv)
         assert code == 1 and message in err, err
+
+
+def test_serve_verifies_its_own_evidence_before_it_serves(
+    tmp_path: Path,
+    snp: SimulatedSnpProvider,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    from consortia.cli import serve as serve_cli
+
+    class WrongVcek(SimulatedSnpProvider):
+        """Its reports come with another chip's VCEK (a host that supplied the wrong one)."""
+
+        def __init__(self, data_dir: Path) -> None:
+            super().__init__(data_dir, rsa_bits=2048)
+
+        def evidence(self, report_data: bytes) -> Evidence:
+            own = super().evidence(report_data)
+            return dataclasses.replace(own, vcek_pem=snp.evidence(report_data).vcek_pem)
+
+    monkeypatch.setattr(serve_cli, "SimulatedSnpProvider", WrongVcek)
+    data = tmp_path / "tep"
+    code, _, err = _cli(capsys, "serve", "--data", str(data), "--platform", "simulated-snp")
+    assert code == 1
+    assert "own evidence does not verify, so no member would accept it" in err, err
+    assert not (data / "tls-cert.pem").exists()

@@ -207,9 +207,12 @@ def kds_vcek_url(product: str, chip_id: bytes, tcb: Tcb) -> str:
     """The AMD KDS address of the VCEK for ``chip_id`` at ``tcb`` (``product``: ``Milan``,
     ``Genoa``; the stepping suffix such as ``-B0`` is dropped)."""
     name = product.split("-", maxsplit=1)[0]
+    # Turin names a chip by the first 8 bytes of CHIP_ID and adds the FMC's SPL.
+    hw_id = chip_id[:8] if name == "Turin" else chip_id
+    fmc = f"fmcSPL={tcb.fmc:02d}&" if name == "Turin" and tcb.fmc is not None else ""
     return (
-        f"{KDS_BASE}/{name}/{chip_id.hex()}?blSPL={tcb.bootloader:02d}&teeSPL={tcb.tee:02d}"
-        f"&snpSPL={tcb.snp:02d}&ucodeSPL={tcb.microcode:02d}"
+        f"{KDS_BASE}/{name}/{hw_id.hex()}?{fmc}blSPL={tcb.bootloader:02d}"
+        f"&teeSPL={tcb.tee:02d}&snpSPL={tcb.snp:02d}&ucodeSPL={tcb.microcode:02d}"
     )
 
 

@@ -177,7 +177,8 @@ def _fail(args: argparse.Namespace, exc: ConsortiaError) -> None:
     hint = _HINTS.get(exc.code)
     txid = f" (txid {exc.txid})" if exc.txid else ""
     print(f"consortia: {exc.code}: {exc.message}{txid}", file=sys.stderr)
-    if hint and exc.code not in exc.message:
+    # A platform-policy refusal already says what to do; retrying the same TEP will not help.
+    if hint and exc.code not in exc.message and "platform policy" not in exc.message:
         print(f"  hint: {hint}", file=sys.stderr)
 
 

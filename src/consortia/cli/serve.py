@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from consortia.attestation import AMD_ARK_SHA256, AttestationFailed, verify_evidence
 from consortia.attestation.providers import (
     PlatformProvider,
     SevSnpProvider,
@@ -19,7 +21,7 @@ from consortia.attestation.providers import (
     VirtualProvider,
 )
 from consortia.engine import Platform
-from consortia.errors import BadRequest
+from consortia.errors import BadRequest, Unavailable
 from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.identity.keyfile import (
     load_public_jwk,
@@ -89,6 +91,28 @@ def _tls(args: argparse.Namespace, data: Path) -> tuple[Path, Path] | None:
     return cert, key
 
 
+def _check_own_evidence(provider: SimulatedSnpProvider | SevSnpProvider) -> None:
+    """Verify a report of this TEP as a member would (chain, signature, VCEK for this chip
+    and TCB), so a missing or wrong certificate fails at start, not at the first member."""
+    evidence = provider.evidence(bytes(64))
+    roots = dict(AMD_ARK_SHA256)
+    if isinstance(provider, SimulatedSnpProvider):
+        roots = {"test:simulated": provider.ark_sha256}
+    try:
+        verify_evidence(
+            evidence.report,
+            vcek=evidence.vcek_pem.encode("ascii"),
+            ask=evidence.ask_pem.encode("ascii"),
+            ark=evidence.ark_pem.encode("ascii"),
+            now=datetime.now(UTC),
+            roots=roots,
+        )
+    except AttestationFailed as exc:
+        raise Unavailable(
+            f"this TEP's own evidence does not verify, so no member would accept it: {exc.message}"
+        ) from None
+
+
 def _provider(args: argparse.Namespace, data: Path) -> PlatformProvider:
     """The platform provider ``--platform`` names, and a line saying what it proves."""
     kind = args.platform
@@ -97,8 +121,10 @@ def _provider(args: argparse.Namespace, data: Path) -> PlatformProvider:
             f"--platform {kind} binds the TLS certificate into its report, so it needs TLS: "
             "drop --no-tls"
         )
-    if kind != "sev-snp" and (args.vcek_file or args.cert_chain_file):
-        raise BadRequest("--vcek-file and --cert-chain-file belong to --platform sev-snp")
+    if kind != "sev-snp" and (args.vcek_file or args.cert_chain_file or args.snp_product):
+        raise BadRequest(
+            "--vcek-file, --cert-chain-file and --snp-product belong to --platform sev-snp"
+        )
     provider: PlatformProvider
     if kind == "virtual":
         provider = VirtualProvider()
@@ -110,8 +136,10 @@ def _provider(args: argparse.Namespace, data: Path) -> PlatformProvider:
         provider = SevSnpProvider(
             vcek_file=Path(args.vcek_file) if args.vcek_file else None,
             chain_file=Path(args.cert_chain_file) if args.cert_chain_file else None,
+            product=args.snp_product or "Milan",
         )
     summary = provider.describe()  # asks the firmware once: fails here, not at a member
+    _check_own_evidence(provider)
     tcb = summary.get("tcb")
     tcb_text = ", ".join(f"{k} {v}" for k, v in tcb.items()) if isinstance(tcb, dict) else str(tcb)
     _say(f"platform: {kind}, measurement {summary.get('measurement')}, tcb {tcb_text}")
@@ -188,6 +216,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--cert-chain-file",
         metavar="PEM",
         help="sev-snp: the ASK then the ARK (AMD KDS cert_chain) when the host supplies none",
+    )
+    serve_p.add_argument(
+        "--snp-product",
+        choices=["Milan", "Genoa", "Turin"],
+        help="sev-snp: the processor, for the AMD KDS addresses an error message gives "
+        "(default Milan)",
     )
     serve_p.add_argument("--max-streams", type=int, default=2000, help="open SSE streams in all")
     serve_p.add_argument(

@@ -328,6 +328,12 @@ def _policy(trust: Trust, evidence: Evidence) -> AttestationPolicy:
     """The trust as a verifier policy; without own measurements, the report's is accepted
     (the caller reports it as not checked)."""
     measurements = trust.measurements
+    if measurements == frozenset():
+        raise AttestationFailed(
+            'measurement: your trust file lists no measurements ("measurements": []), so '
+            "it accepts no build; list the measurements you accept, or leave the key out to "
+            "accept any (each command then prints the one it saw)"
+        )
     if measurements is None:
         measurements = frozenset({parse_report(evidence.report).measurement.hex()})
     return AttestationPolicy(
