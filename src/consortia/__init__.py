@@ -1,7 +1,7 @@
 """Consortia: a Trusted Execution Platform for consortium business processes.
 
 The public Python API. Everything else lives in subpackages whose layering is described in
-ARCHITECTURE.md and enforced by import-linter.
+docs/architecture.md and enforced by import-linter.
 """
 
 from __future__ import annotations

@@ -487,7 +487,7 @@ class _Auditor:
             newest = self.latest.get(row.name_hash)
             if newest is None or newest[2] != key or self.runtime.name_hash(key) != row.name_hash:
                 raise self.fail(f"directory entry {key!r} matches no stored state version")
-            if row.parent_hash != self.runtime.keyring.name_hash("dir", parent_of(key)):
+            if row.parent_hash != self.runtime.sealed.dir_hash(parent_of(key)):
                 raise self.fail(f"directory entry {key!r} is filed under another directory")
             if row.alive == newest[1]:
                 raise self.fail(f"directory entry {key!r} disagrees with its newest version")

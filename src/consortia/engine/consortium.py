@@ -1,12 +1,10 @@
-"""One consortium's live state in the engine, and the batch that a group commit writes.
+"""One consortium's live state in the engine.
 
-:class:`ConsortiumRuntime` holds what the sequencer needs at hand (the keyring, the current
-constitution, open proposals, queue counters) and turns plain values into the encrypted rows
-of :mod:`consortia.ledger.store`. :class:`Batch` gathers the outcome of several requests so
-that one storage transaction commits them all; later requests in a batch read the earlier
-ones' writes through its overlay. The runtime also keeps the Merkle frontier (restored at
-start-up from O(log n) stored nodes), and each batch commits its new nodes and a root signed
-by the service key together with its leaves.
+:class:`ConsortiumRuntime` holds what the sequencer needs at hand (the current constitution,
+open proposals, queue counters, a cache of the newest state versions, the Merkle frontier
+restored at start-up from O(log n) stored nodes) and reads and writes storage through its
+:class:`~consortia.ledger.sealed.SealedRows`, where every row layout of encryption at rest
+is written down. The batch a group commit writes is :class:`consortia.engine.batch.Batch`.
 """
 
 from __future__ import annotations
@@ -15,10 +13,9 @@ import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Final
 
-from consortia._json import JSON, JSONObject, canonical, loads_strict
+from consortia._json import JSONObject, canonical, loads_strict
 from consortia.errors import ConsortiaError, NotFound
 from consortia.governance.analytics_policy import (
     DEFAULT_ANALYTICS_POLICY,
@@ -31,20 +28,15 @@ from consortia.governance.voting import Proposal
 from consortia.identity.box import Sealer
 from consortia.identity.keys import SigningKey
 from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap
-from consortia.ledger.merkle import MerkleFrontier, leaf_hash, leaf_input
+from consortia.ledger.merkle import MerkleFrontier
 from consortia.ledger.receipts import SignedRoot
 from consortia.ledger.records import (
-    SALT_BYTES,
-    Audience,
     TxRecord,
-    audience_from_json,
-    audience_to_json,
     notification_entry,
     notifications_digest,
     queue_head_name,
-    record_digest,
-    version_digest,
 )
+from consortia.ledger.sealed import SealedRows, StateVersion, Write, parent_of
 from consortia.ledger.store import (
     NameRow,
     NotificationRow,
@@ -86,39 +78,6 @@ _COMMITTED_IN: Final = "committed_in"
 Random = Callable[[int], bytes]
 
 
-def parent_of(key: str) -> str:
-    """The directory of a key: everything up to and including its last ``/``."""
-    cut = key.rfind("/")
-    return "" if cut < 0 else key[: cut + 1]
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One staged state write of an execution."""
-
-    key: str
-    value: JSON
-    audience: Audience
-    deleted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StateVersion:
-    """One decrypted state version."""
-
-    key: str
-    value: JSON
-    audience: Audience
-    deleted: bool
-    seqno: int
-    txid: str
-    salt: bytes
-
-    def visible_to(self, member: str) -> bool:
-        """Whether ``member`` may read this version."""
-        return self.audience is None or member in self.audience
-
-
 #: Newest committed versions the runtime keeps decrypted and parsed, most recently used
 #: kept (a Telco action reads about ten objects; from storage each is a lookup, a decryption
 #: and a parse).
@@ -144,12 +103,12 @@ class ConsortiumRuntime:
     ) -> None:
         self.cid = cid
         self.store = store
-        self.keyring = keyring
+        #: Every row in and out of storage (encryption at rest, keyed hashes).
+        self.sealed = SealedRows(cid, keyring, random=random)
         self.sealer = sealer
         self.service_key = service_key
         self.info = info
         self.random = random
-        self._cid_bytes = cid.encode()
         self.constitution = Constitution(actions={}, members={})
         self.proposals: dict[str, Proposal] = {}
         self._counters: dict[str, int] = {}
@@ -267,61 +226,45 @@ class ConsortiumRuntime:
             raise LedgerCorrupted(f"governance key {key} is missing or not an object")
         return version.value
 
-    # -- hashing and blobs ------------------------------------------------------------------
+    # -- storage names ----------------------------------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        """The consortium's keyring (replaced by a committed ``rotateLedgerSecret``)."""
+        return self.sealed.keyring
+
+    @keyring.setter
+    def keyring(self, keyring: Keyring) -> None:
+        self.sealed.keyring = keyring
 
     def name_hash(self, key: str) -> bytes:
         """Keyed hash of a state key (storage never sees the key)."""
-        return self.keyring.name_hash("key", key)
+        return self.sealed.name_hash(key)
 
     def member_hash(self, member: str) -> bytes:
         """Keyed hash of a member id (for its queue)."""
-        return self.keyring.name_hash("member", member)
+        return self.sealed.member_hash(member)
 
     def nonce_hash(self, member: str, nonce: str) -> bytes:
         """Keyed hash of a member's nonce."""
-        return self.keyring.name_hash("nonce", member + "\x00" + nonce)
+        return self.sealed.nonce_hash(member, nonce)
 
     def proposal_hash(self, pid: str) -> bytes:
         """Keyed hash of a proposal id."""
-        return self.keyring.name_hash("proposal", pid)
-
-    def _aad(self, table: bytes, *parts: bytes) -> bytes:
-        return b"|".join((table, self._cid_bytes, *parts))
+        return self.sealed.proposal_hash(pid)
 
     # -- state reads ------------------------------------------------------------------------
 
     def _version(self, row: VersionRow) -> StateVersion:
-        what = f"state version at seqno {row.seqno}"
-        plain = self.keyring.decrypt(
-            row.blob, self._aad(b"version", row.name_hash, _SEQ.pack(row.seqno)), what=what
-        )
-        try:
-            doc = loads_strict(plain, what=what)
-            if not isinstance(doc, dict):
-                raise ValueError("not an object")
-            return StateVersion(
-                key=str(doc["key"]),
-                value=doc["value"],
-                audience=audience_from_json(doc["audience"]),
-                deleted=bool(doc["deleted"]),
-                seqno=row.seqno,
-                txid=row.txid,
-                salt=bytes.fromhex(str(doc["salt"])),
-            )
-        except (ConsortiaError, KeyError, ValueError) as exc:
-            raise LedgerCorrupted(f"{what} is unreadable: {exc}") from None
+        return self.sealed.open_version(row)
 
     def version_from_row(self, row: VersionRow) -> StateVersion:
         """Decrypt and parse one stored state version."""
-        return self._version(row)
+        return self.sealed.open_version(row)
 
     def name_from_row(self, row: NameRow) -> str:
         """Decrypt the key name of a directory entry."""
-        plain = self.keyring.decrypt(row.blob, self._aad(b"name", row.name_hash), what="key name")
-        try:
-            return plain.decode("utf-8")
-        except UnicodeDecodeError:
-            raise LedgerCorrupted("a stored key name is not UTF-8") from None
+        return self.sealed.open_name(row)
 
     def latest(self, key: str) -> StateVersion | None:
         """Newest committed version of ``key``, whoever may see it.
@@ -352,31 +295,20 @@ class ConsortiumRuntime:
 
     def list_keys(self, prefix: str) -> list[str]:
         """Committed live keys directly under ``prefix``, sorted."""
-        rows = self.store.children(self.cid, self.keyring.name_hash("dir", prefix))
+        rows = self.store.children(self.cid, self.sealed.dir_hash(prefix))
         return sorted(self.name_from_row(row) for row in rows)
 
     def record(self, row: TxRow) -> TxRecord:
         """Decrypt and parse a transaction's record, checking its digest."""
-        from consortia.ledger.records import parse_record
-
-        data = self.record_bytes(row)
-        try:
-            return parse_record(data)
-        except ValueError as exc:
-            raise LedgerCorrupted(f"record {row.seqno} is unreadable: {exc}") from None
+        return self.sealed.open_record(row)
 
     def record_bytes(self, row: TxRow) -> bytes:
         """The record bytes of a transaction, checked against its digest."""
-        data = self.keyring.decrypt(
-            row.blob, self._aad(b"tx", _SEQ.pack(row.seqno)), what=f"record {row.seqno}"
-        )
-        if record_digest(data) != row.digest:
-            raise LedgerCorrupted(f"record {row.seqno} does not match its digest")
-        return data
+        return self.sealed.open_record_bytes(row)
 
     def signed_root_mac(self, tree_size: int, previous: int, jws: str) -> bytes:
         """The keyed hash that chains a stored signed root to the one before it."""
-        return self.keyring.name_hash("signed-root", f"{tree_size}|{previous}|{jws}")
+        return self.sealed.signed_root_mac(tree_size, previous, jws)
 
     def stored_node(self, level: int, index: int) -> bytes:
         """A committed Merkle node (the ``get_node`` of :mod:`consortia.ledger.merkle`)."""
@@ -393,10 +325,11 @@ class ConsortiumRuntime:
         return self._open_proposal(row.pid_hash, row.blob)
 
     def _open_proposal(self, pid_hash: bytes, blob: bytes) -> Proposal:
-        plain = self.keyring.decrypt(blob, self._aad(b"proposal", pid_hash), what="proposal")
         try:
-            return parse_proposal(loads_strict(plain, what="proposal"))
+            return parse_proposal(self.sealed.open_proposal(pid_hash, blob))
         except (ConsortiaError, ValueError) as exc:
+            if isinstance(exc, LedgerCorrupted):
+                raise
             raise LedgerCorrupted(f"stored proposal is unreadable: {exc}") from None
 
     def proposal(self, pid: str) -> Proposal | None:
@@ -451,8 +384,7 @@ class ConsortiumRuntime:
 
     def queue_head_mac(self, doc: JSONObject) -> str:
         """The keyed hash in a queue head over its other fields."""
-        fields = f"{doc.get('seqno')}|{doc.get('entries')}|{doc.get('digest')}"
-        return self.keyring.name_hash("queue-head", fields).hex()
+        return self.sealed.queue_head_mac(doc)
 
     def note_notifications(self, entries: list[bytes], *, committed: bool) -> None:
         """After a durable commit: its records committed every pending entry, or (a batch
@@ -474,48 +406,17 @@ class ConsortiumRuntime:
 
     def version_rows(self, write: Write, seqno: int, txid: str) -> tuple[VersionRow, NameRow, str]:
         """Encrypted rows for one write, and its digest for the record."""
-        salt = self.random(SALT_BYTES)
-        name_hash = self.name_hash(write.key)
-        doc: JSONObject = {
-            "key": write.key,
-            "value": write.value,
-            "audience": audience_to_json(write.audience),
-            "deleted": write.deleted,
-            "salt": salt.hex(),
-        }
-        blob = self.keyring.encrypt(
-            canonical(doc),
-            self._aad(b"version", name_hash, _SEQ.pack(seqno)),
-            random=self.random,
-        )
-        name_blob = self.keyring.encrypt(
-            write.key.encode("utf-8"), self._aad(b"name", name_hash), random=self.random
-        )
-        parent = self.keyring.name_hash("dir", parent_of(write.key))
-        digest = version_digest(write.key, write.value, write.audience, salt)
-        return (
-            VersionRow(name_hash, seqno, txid, blob),
-            NameRow(name_hash, parent, not write.deleted, name_blob),
-            digest,
-        )
+        return self.sealed.seal_version(write, seqno, txid)
 
     def tx_row(self, record: TxRecord) -> TxRow:
         """The encrypted row and leaf of a record."""
-        data = record.to_bytes()
-        digest = record_digest(data)
-        leaf = leaf_hash(leaf_input(record.seqno, bytes.fromhex(record.txid), digest))
-        blob = self.keyring.encrypt(
-            data, self._aad(b"tx", _SEQ.pack(record.seqno)), random=self.random
-        )
-        return TxRow(record.seqno, record.txid, digest, leaf, blob)
+        return self.sealed.seal_record(record)
 
     def proposal_row(self, proposal: Proposal) -> ProposalRow:
         """The encrypted row of a proposal."""
-        pid_hash = self.proposal_hash(proposal.id)
-        blob = self.keyring.encrypt(
-            canonical(proposal.to_stored()), self._aad(b"proposal", pid_hash), random=self.random
+        return self.sealed.seal_proposal(
+            proposal.id, is_open=proposal.is_open, stored=proposal.to_stored()
         )
-        return ProposalRow(pid_hash, proposal.is_open, blob)
 
     def notification_row(
         self, notice: Notice, nid: int, constitution: Constitution, *, committed_in: int
@@ -529,31 +430,13 @@ class ConsortiumRuntime:
         if member is None:
             return None
         data = seal_notice(self.sealer, member.encryption_key, notice, nid)
-        data[_COMMITTED_IN] = committed_in
-        member_hash = self.member_hash(notice.member)
-        blob = self.keyring.encrypt(
-            canonical(data),
-            self._aad(b"notification", member_hash, _SEQ.pack(nid)),
-            random=self.random,
-        )
-        return NotificationRow(member_hash, nid, blob)
+        return self.sealed.seal_notification(notice.member, nid, data, committed_in=committed_in)
 
     def notification_data(self, row: NotificationRow) -> JSONObject:
         """Decrypt one queue entry to the wire form of PROTOCOL.md section 5."""
-        return self.notification_entry(row)[0]
+        return self.sealed.open_notification(row)[0]
 
     def notification_entry(self, row: NotificationRow) -> tuple[JSONObject, int | None]:
         """Decrypt one queue entry: its wire form, and the seqno of the record that commits
         to it (None for an entry stored before records committed to queues)."""
-        plain = self.keyring.decrypt(
-            row.blob,
-            self._aad(b"notification", row.member_hash, _SEQ.pack(row.nid)),
-            what=f"notification {row.nid}",
-        )
-        doc = loads_strict(plain, what="notification")
-        if not isinstance(doc, dict):
-            raise LedgerCorrupted(f"notification {row.nid} is not an object")
-        committed_in = doc.pop(_COMMITTED_IN, None)
-        if committed_in is not None and not isinstance(committed_in, int):
-            raise LedgerCorrupted(f"notification {row.nid} names no seqno for its record")
-        return doc, committed_in
+        return self.sealed.open_notification(row)

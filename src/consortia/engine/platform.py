@@ -1,4 +1,4 @@
-"""The engine: the one place that orders the steps of a request (ARCHITECTURE.md).
+"""The engine: the one place that orders the steps of a request (docs/architecture.md).
 
 1 parse, 2 authenticate, 3 authorize, 4 vote gate, 5 execute, 6 commit, 7 notify. Requests
 of one consortium run in one sequence; :meth:`Platform.execute_batch` runs several and

@@ -7,8 +7,9 @@ keyring; the key is split k-of-n over the active members (k voted with
 ``setRecoveryThreshold``, by default ⌊n/2⌋+1) and each share, sealed to the member's X25519
 key, rides in a ``notice`` notification (``{"event": "recovery_share", ...}``) of the same
 commit. The wrapped keyring and the holder digests go to the meta table as the epoch's
-:class:`~consortia.ledger.recovery.RecoveryRecord` *before* that commit, so a delivered share
-always has its record; the previous epoch's record is withdrawn after it.
+:class:`~consortia.ledger.recovery.RecoveryRecord` *in* that commit's storage transaction
+(with the pointer to it and the previous epoch's withdrawal), so a delivered share always
+has its record and a crash leaves either the old epoch or the new one.
 
 The platform-wide service keys (they sign every consortium's roots and box every member's
 notifications) are in no consortium's record: k members of one consortium must not get a

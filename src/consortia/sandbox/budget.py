@@ -23,7 +23,7 @@ class Budget:
 
     - ``steps``: interpreter checkpoints, each about 1,000 Starlark bytecode instructions
       (starlark-pyo3's cancellation check). Deterministic. On a 2-core machine of the class
-      measured in ARCHITECTURE.md one step is about 0.15-0.2 ms of tight loop.
+      measured in docs/architecture.md one step is about 0.15-0.2 ms of tight loop.
     - ``time_ms``: wall time spent in action code (time the host spends answering is not
       counted). Past it the action is cancelled; in ``process`` isolation the executor is
       killed if it does not stop shortly after.

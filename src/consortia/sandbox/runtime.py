@@ -2,7 +2,7 @@
 
 ``ActionRuntime(isolation="process")`` (the default) runs action code in a disposable,
 supervised executor process with an address-space limit and a watchdog: a runaway action
-costs one process restart and a ``budget_exceeded``, never the platform (ARCHITECTURE.md,
+costs one process restart and a ``budget_exceeded``, never the platform (docs/architecture.md,
 "Hazards measured here"). ``isolation="inline"`` runs it in this process: faster, the same
 semantics, and steps and time are still enforced through starlark-pyo3's cancellation
 check; but it cannot bound memory, cannot stop a single long native operation (one huge

@@ -1,4 +1,4 @@
-"""One ordered lane per consortium in front of the engine (ARCHITECTURE.md, steps 5-7).
+"""One ordered lane per consortium in front of the engine (docs/architecture.md, steps 5-7).
 
 The engine is not thread-safe and answers only once a commit is durable. Each consortium gets
 a :class:`Lane`: requests queue on the event loop, one asyncio task drains whatever has queued

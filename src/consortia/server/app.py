@@ -1,6 +1,6 @@
 """The ASGI app: every endpoint of PROTOCOL.md over the engine, and nothing more.
 
-Thin by design (ARCHITECTURE.md): each handler parses the HTTP request, calls the engine
+Thin by design (docs/architecture.md): each handler parses the HTTP request, calls the engine
 through its consortium's :class:`~consortia.server._lanes.Lane` (writes, group-committed) or
 under the consortium's lock (reads), and renders the answer. No business rule lives here.
 """
