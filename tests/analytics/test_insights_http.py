@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from consortia import MemberKeys, Platform, SigningKey
-from consortia.analytics.embedded import STORE_NAME
 from consortia.analytics.insights import insights_from_json, sink_insights
 from consortia.analytics.sink import BufferedSink
 from consortia.cli.main import main
 from consortia.cli.telcodemo import ROLES, TelcoStory
 from consortia.client import MemberClient, create_consortium
+from consortia.engine.datadir import ANALYTICS_FILE as STORE_NAME
 from consortia.errors import ConsortiaError
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import save_member_keys

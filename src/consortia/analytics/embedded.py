@@ -12,10 +12,8 @@ from pathlib import Path
 from consortia.analytics.events import Alert, Event
 from consortia.analytics.sink import BufferedSink, Observer
 
-__all__ = ["LINGER", "STORE_NAME", "LazyDetector", "default_sink"]
+__all__ = ["LINGER", "LazyDetector", "default_sink"]
 
-#: The analytics file in a platform's data directory.
-STORE_NAME = "analytics.duckdb"
 #: Seconds the sink's thread waits after an event for more to batch with it.
 LINGER = 1.0
 
@@ -46,13 +44,11 @@ class LazyDetector:
         return self.prepare()(event)
 
 
-def default_sink(data_dir: Path) -> BufferedSink:
-    """A bounded-buffer sink writing to ``data_dir/analytics.duckdb``, with the detector."""
+def default_sink(store_file: Path) -> BufferedSink:
+    """A bounded-buffer sink writing to the DuckDB file ``store_file``, with the detector."""
     # Imported here: DuckDB costs start-up time only when the sink is on.
     from consortia.analytics.duckdb_sink import DuckDBBackend
 
     # A one-second linger: each batch opens and closes the file (about 45 ms, so readers can
     # get in between); batching a second of events keeps that a small share of a core.
-    return BufferedSink(
-        DuckDBBackend(data_dir / STORE_NAME), observers=[LazyDetector()], linger=LINGER
-    )
+    return BufferedSink(DuckDBBackend(store_file), observers=[LazyDetector()], linger=LINGER)

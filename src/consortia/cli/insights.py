@@ -32,6 +32,7 @@ from consortia.analytics.insights import (
 )
 from consortia.cli.member import _client, _common, _run, _table
 from consortia.engine.consortium import ConsortiumRuntime
+from consortia.engine.datadir import DataDir
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import BadRequest, NotFound
 from consortia.governance.constitution import Constitution
@@ -48,15 +49,14 @@ __all__ = [
 ]
 
 #: The analytics store's file name in the platform's data directory.
-STORE_FILE = "analytics.duckdb"
 
 
 def read_constitution(data: Path, consortium: str) -> Constitution:
     """The consortium's current constitution, read-only from the ledger in ``data``."""
-    ledger = data / "ledger.sqlite"
+    ledger = DataDir(data).ledger
     if not ledger.is_file():
         raise NotFound(f"no platform ledger at {ledger}; --data names the platform's folder")
-    node_key = load_node_key(data / "node.key")
+    node_key = load_node_key(DataDir(data).node_key)
     store = SQLiteStore(ledger, read_only=True)
     try:
         service = ServiceIdentity.load(store, node_key)
@@ -274,7 +274,7 @@ def _local_document(args: argparse.Namespace) -> dict[str, Any]:
     data = Path(args.data)
     constitution = read_constitution(data, args.consortium)
     viewer = viewer_for(constitution, args.member)
-    con = open_store(data / STORE_FILE)
+    con = open_store(DataDir(data).analytics)
     try:
         ins = compute_insights(con, args.consortium, viewer, bucket_s=args.bucket, since=args.since)
     finally:

@@ -42,6 +42,7 @@ from consortia.client.recovery import (
     share_submission,
     submit_recovery_share,
 )
+from consortia.engine.datadir import DataDir
 from consortia.engine.recovery import RecoverySession, backup_service_keys
 from consortia.errors import BadRequest, BadSignature
 from consortia.identity.keyfile import load_member_keys, write_private_file
@@ -101,7 +102,7 @@ def _backup(args: argparse.Namespace) -> int:
     if args.out:
         write_private_file(Path(args.out), backup.to_bytes())
     doc: JSONObject = {
-        "stored_in": str(data / "ledger.sqlite"),
+        "stored_in": str(DataDir(data).ledger),
         "file": args.out,
         "recipient": dict(backup.recipient.to_jwk()),
         "service_key": dict(backup.service_key.to_jwk()),

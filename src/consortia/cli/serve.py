@@ -21,6 +21,7 @@ from consortia.attestation.providers import (
     VirtualProvider,
 )
 from consortia.engine import Platform
+from consortia.engine.datadir import OPERATOR_PRIVATE_FILE, OPERATOR_PUBLIC_FILE
 from consortia.errors import BadRequest, Unavailable
 from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.identity.keyfile import (
@@ -37,8 +38,8 @@ from consortia.telco import TELCO_TEMPLATE
 
 __all__ = ["OPERATOR_PRIVATE", "OPERATOR_PUBLIC", "add_serve_parser", "serve_command"]
 
-OPERATOR_PRIVATE: Final = "operator.key.jwk"
-OPERATOR_PUBLIC: Final = "operator.pub.jwk"
+OPERATOR_PRIVATE: Final = OPERATOR_PRIVATE_FILE
+OPERATOR_PUBLIC: Final = OPERATOR_PUBLIC_FILE
 
 
 #: Templates every served platform offers (listed at GET /v1/service).

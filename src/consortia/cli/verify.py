@@ -15,6 +15,7 @@ from pathlib import Path
 
 from consortia._json import JSON, loads_strict
 from consortia.engine.audit import ENTRY_KINDS, ConsortiumAudit, Entry, LedgerDamaged, verify_ledger
+from consortia.engine.datadir import DataDir
 from consortia.errors import BadRequest
 from consortia.identity.keyfile import load_public_jwk
 from consortia.identity.keys import VerifyKey
@@ -96,8 +97,8 @@ def _recovery(audit: ConsortiumAudit) -> str:
 def ledger_verify(args: argparse.Namespace) -> int:
     """Walk the whole ledger in a data directory; 0 when every check holds, 1 otherwise."""
     data = Path(args.data)
-    node_key = load_node_key(data / "node.key")
-    store = SQLiteStore(data / "ledger.sqlite", read_only=True)
+    node_key = load_node_key(DataDir(data).node_key)
+    store = SQLiteStore(DataDir(data).ledger, read_only=True)
 
     def listed(entry: Entry) -> None:
         print(json.dumps(asdict(entry)))

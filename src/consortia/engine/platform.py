@@ -29,6 +29,7 @@ from consortia.engine.consortium import (
     ConsortiumRuntime,
     Write,
 )
+from consortia.engine.datadir import DataDir
 from consortia.engine.observe import AnalyticsHook
 from consortia.engine.outcomes import Created, Outcome
 from consortia.engine.pipeline import ActionSandbox, Pipeline, RequestTrace
@@ -185,20 +186,21 @@ class Platform:
         analytics off; a sink of your own is used instead, and closed with the platform.
         """
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        ledger = data_dir / "ledger.sqlite"
-        if ledger.exists() and not (data_dir / "node.key").exists():
+        files = DataDir(data_dir)
+        ledger = files.ledger
+        if ledger.exists() and not files.node_key.exists():
             # A fresh node key could never open the existing keyrings; say what to do.
             raise Unavailable(
                 f"{ledger} exists but {data_dir / 'node.key'} does not: this is a copy of a "
                 "ledger without its node key; open it with the members' recovery shares "
                 "(consortia.engine.recovery.RecoverySession), or restore node.key"
             )
-        node_key = load_or_create_node_key(data_dir / "node.key")
+        node_key = load_or_create_node_key(files.node_key)
         store = SQLiteStore(ledger)
         owned = ActionRuntime() if sandbox is None else None
         sink: EventSink | None
         if isinstance(analytics, bool):
-            sink = default_sink(data_dir) if analytics else None
+            sink = default_sink(files.analytics) if analytics else None
         else:
             sink = analytics
         platform = cls(

@@ -44,6 +44,7 @@ from typing import Final
 from consortia._json import JSONObject, canonical, loads_strict
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import ConsortiumRuntime
+from consortia.engine.datadir import DataDir
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import BadRequest, BadSignature, ConsortiaError, NotFound, Replay
 from consortia.governance.constitution import Constitution, Member
@@ -256,10 +257,10 @@ def backup_service_keys(data_dir: Path, recipient: PublicEncryptionKey) -> Servi
     keys and writes one meta row). The sealed copy travels with every later storage copy;
     only ``recipient``'s private key opens it, and a recovery needs it (module docstring).
     """
-    database = data_dir / "ledger.sqlite"
+    database = DataDir(data_dir).ledger
     if not database.exists():
         raise NotFound(f"no ledger at {database}: point --data at the platform's folder")
-    node_key = load_node_key(data_dir / "node.key")
+    node_key = load_node_key(DataDir(data_dir).node_key)
     store = SQLiteStore(database)
     try:
         backup = ServiceBackup.seal(ServiceIdentity.load(store, node_key), recipient)
@@ -350,12 +351,12 @@ class RecoverySession:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        if (data_dir / "node.key").exists():
+        if DataDir(data_dir).node_key.exists():
             raise BadRequest(
                 f"{data_dir} still has a node key: recovery opens a copy of the storage "
                 "without one; open it with Platform.open instead"
             )
-        database = data_dir / "ledger.sqlite"
+        database = DataDir(data_dir).ledger
         if not database.exists():
             raise NotFound(f"no ledger at {database}")
         self.data_dir = data_dir
@@ -657,7 +658,7 @@ class RecoverySession:
                     cid, wrap(node_key, found.keyring.to_bytes(), b"keyring|" + cid.encode())
                 )
             service.save(self.store, node_key)
-            os.replace(staged, self.data_dir / "node.key")
+            os.replace(staged, DataDir(self.data_dir).node_key)
             dir_fd = os.open(self.data_dir, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)

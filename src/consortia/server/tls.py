@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from consortia.engine.datadir import TLS_CERT_FILE, TLS_KEY_FILE
 from consortia.identity.keyfile import write_private_file
 
 __all__ = ["CERT_FILE", "KEY_FILE", "certificate_fingerprint", "ensure_self_signed"]
 
-CERT_FILE: Final = "tls-cert.pem"
-KEY_FILE: Final = "tls-key.pem"
+CERT_FILE: Final = TLS_CERT_FILE
+KEY_FILE: Final = TLS_KEY_FILE
 #: Validity of a self-signed certificate; a new one is made when it has expired.
 VALIDITY_DAYS: Final = 825
 
