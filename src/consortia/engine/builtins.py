@@ -50,6 +50,7 @@ from consortia.governance.voting import (
 )
 from consortia.identity.jws import parse_compact
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
+from consortia.notify.messages import vote_result_body
 from consortia.protocol import IAT_WINDOW
 
 __all__ = [
@@ -112,16 +113,9 @@ def close_proposal(
     """Close ``proposal`` and tell its requester and voters (a ``vote_result``)."""
     closed = proposal.closed(status, reason, seqno=seqno, error=error)
     ex.stage_proposal(closed)
-    body: JSONObject = {
-        "proposal": proposal.id,
-        "action": proposal.action,
-        "outcome": status.value,
-        "reason": reason,
-    }
-    if error is not None:
-        body["error"] = error
-    if seqno is not None:
-        body["seqno"] = seqno
+    body = vote_result_body(
+        proposal.id, proposal.action, status.value, reason, seqno=seqno, error=error
+    )
     for member in vote_result_recipients(ex.constitution, proposal):
         ex.tell(member, "vote_result", body, txid=proposal.id, action=proposal.action)
 

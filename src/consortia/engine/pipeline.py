@@ -47,7 +47,7 @@ from consortia.governance.voting import (
 )
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.records import Audience
-from consortia.notify.messages import Notice
+from consortia.notify.messages import Notice, vote_result_body
 from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.budget import Budget
 
@@ -396,11 +396,12 @@ class Pipeline:
                 nonce=None,
                 detail={"proposal": proposal.id, "ballots": [b.txid for b in proposal.ballots]},
             )
-            outcome: JSONObject = {"outcome": "approved", "seqno": seqno}
+            body = vote_result_body(pid, proposal.action, "approved", reason, seqno=seqno)
         except ConsortiaError as exc:
             batch.put_proposal(proposal.closed(ProposalStatus.FAILED, exc.message, error=exc.code))
-            outcome = {"outcome": "failed", "error": exc.code, "message": exc.message}
-        body: JSONObject = {"proposal": pid, "action": proposal.action, "reason": reason, **outcome}
+            body = vote_result_body(
+                pid, proposal.action, "failed", reason, error=exc.code, message=exc.message
+            )
         batch.notify(
             [
                 Notice(

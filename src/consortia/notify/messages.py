@@ -16,7 +16,7 @@ from consortia._json import JSON, JSONObject, canonical
 from consortia.identity.box import Sealer
 from consortia.identity.keys import PublicEncryptionKey
 
-__all__ = ["KINDS", "Notice", "seal_notice"]
+__all__ = ["KINDS", "Notice", "seal_notice", "vote_result_body"]
 
 #: Every notification kind of PROTOCOL.md section 5.
 KINDS: Final = frozenset(
@@ -38,6 +38,32 @@ class Notice:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown notification kind {self.kind!r}")
+
+
+def vote_result_body(
+    proposal: str,
+    action: str,
+    outcome: str,
+    reason: str,
+    *,
+    seqno: int | None = None,
+    error: str | None = None,
+    message: str | None = None,
+) -> JSONObject:
+    """The body of a ``vote_result`` (PROTOCOL.md section 5): the one builder of it.
+
+    ``outcome`` is ``approved``, ``rejected`` or ``failed``; ``seqno`` is the approved
+    request's commit, ``error`` and ``message`` why an approved request then failed.
+    """
+    body: JSONObject = {"proposal": proposal, "action": action, "outcome": outcome}
+    body["reason"] = reason
+    if seqno is not None:
+        body["seqno"] = seqno
+    if error is not None:
+        body["error"] = error
+    if message is not None:
+        body["message"] = message
+    return body
 
 
 def seal_notice(
