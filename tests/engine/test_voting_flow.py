@@ -102,6 +102,9 @@ def test_retry_of_same_request_returns_original_answer(world: World) -> None:
     world.act("vendor", "voteFor", {"proposal": first.proposal, "ballot": "approve"})
     again = world.platform.execute("acme", body)
     assert isinstance(again, Committed) and again.txid == first.txid
+    # Every answer names its action for the edge (metrics), and never on the wire.
+    assert first.action == again.action == "addMember"
+    assert "action" not in again.to_wire() and "action" not in first.to_wire()
 
 
 def test_remove_member_while_proposal_open_rejects_unreachable(world: World) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consortia._json import JSONObject
 
@@ -15,6 +15,8 @@ class Committed:
 
     txid: str
     seqno: int
+    #: The action the request named (for the edge's metrics; not part of the answer).
+    action: str | None = field(default=None, compare=False)
 
     def to_wire(self) -> JSONObject:
         """The 200 body."""
@@ -27,6 +29,8 @@ class Pending:
 
     txid: str
     proposal: str
+    #: The action the request named (for the edge's metrics; not part of the answer).
+    action: str | None = field(default=None, compare=False)
 
     def to_wire(self) -> JSONObject:
         """The 202 body."""

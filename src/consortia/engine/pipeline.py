@@ -8,6 +8,7 @@ too, under their original txid, in the same batch as the deciding ballot.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,7 @@ from consortia.governance.voting import (
     electorate,
     tally,
 )
+from consortia.identity.jws import ParsedJWS
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.records import Audience
 from consortia.notify.messages import Notice, vote_result_body
@@ -113,34 +115,47 @@ class Pipeline:
             request = parse_action_request(jws, runtime.cid)
             if trace is not None:
                 trace.action, trace.params = request.action, request.params
-            used_by = batch.nonce_txid(request.member, request.nonce)
-            # Every accepted request stored its nonce under its own txid (a proposal too), so
-            # only a request whose nonce this very txid holds can have an earlier answer: a
-            # fresh request costs one storage lookup here instead of three.
-            if used_by == txid:
-                prior = self._prior_answer(runtime, batch, txid)
-                if prior is not None:
-                    return prior
-            constitution = batch.constitution
-            member = constitution.active_member(request.member)
-            jws.verify(member.signing_key)
-            if abs(now - request.iat) > IAT_WINDOW:
-                raise StaleRequest(
-                    f"iat {request.iat} is {now - request.iat:+d} s from the server's clock "
-                    f"({now}); the window is ±{IAT_WINDOW} s: check the client's clock"
-                )
-            if used_by is not None:
-                raise Replay(
-                    f"nonce already used by transaction {used_by}; sign each request with a "
-                    "fresh nonce"
-                )
-            definition = constitution.authorize(request.member, request.action, now)
-            self._check(definition, constitution, request.member, request.params, runtime.cid, now)
-            if definition.voting.needs_vote:
-                return self._propose(runtime, batch, request, definition, now)
-            return self._run_request(runtime, batch, request, now, detail={})
+            outcome = self._decide(runtime, batch, jws, request, now)
         except ConsortiaError as exc:
             raise exc.with_txid(txid) from None
+        # The action name travels with the answer, so the edge need not decode the body again.
+        return dataclasses.replace(outcome, action=request.action)
+
+    def _decide(
+        self,
+        runtime: ConsortiumRuntime,
+        batch: Batch,
+        jws: ParsedJWS,
+        request: ActionRequest,
+        now: int,
+    ) -> Outcome:
+        """Replay, signature, clock, nonce, permission, then the vote gate or the run."""
+        txid = jws.txid
+        used_by = batch.nonce_txid(request.member, request.nonce)
+        # Every accepted request stored its nonce under its own txid (a proposal too), so
+        # only a request whose nonce this very txid holds can have an earlier answer: a
+        # fresh request costs one storage lookup here instead of three.
+        if used_by == txid:
+            prior = self._prior_answer(runtime, batch, txid)
+            if prior is not None:
+                return prior
+        constitution = batch.constitution
+        member = constitution.active_member(request.member)
+        jws.verify(member.signing_key)
+        if abs(now - request.iat) > IAT_WINDOW:
+            raise StaleRequest(
+                f"iat {request.iat} is {now - request.iat:+d} s from the server's clock "
+                f"({now}); the window is ±{IAT_WINDOW} s: check the client's clock"
+            )
+        if used_by is not None:
+            raise Replay(
+                f"nonce already used by transaction {used_by}; sign each request with a fresh nonce"
+            )
+        definition = constitution.authorize(request.member, request.action, now)
+        self._check(definition, constitution, request.member, request.params, runtime.cid, now)
+        if definition.voting.needs_vote:
+            return self._propose(runtime, batch, request, definition, now)
+        return self._run_request(runtime, batch, request, now, detail={})
 
     def _check_context(self, cid: str, now: int) -> CheckContext:
         checker: CodeChecker | None = None

@@ -117,11 +117,11 @@ def _txid(request: Request, name: str = "txid") -> str:
 
 
 def _peek_action(body: bytes) -> str | None:
-    """The action named by a JWS body, for the metrics label only (never trusted).
+    """The action named by a refused JWS body, for the metrics label only (never trusted).
 
-    Lax and cheap on purpose (plain base64 and the C JSON decoder): it runs once per request
-    after the engine has parsed the same body strictly, and a full strict parse again cost
-    about a tenth of the empty-action ceiling (bench/http_load.py). A JWE is not peeked.
+    An answer carries its action (the engine parsed it); a refusal does not, so this lax,
+    cheap peek (plain base64 and the C JSON decoder) runs on refusals alone. A JWE is not
+    peeked.
     """
     parts = body.split(b".")
     if len(parts) != 3:
@@ -190,7 +190,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
             )
             raise
         status = "committed" if isinstance(outcome, Committed) else "pending"
-        service.metrics.action(_peek_action(body), status)
+        service.metrics.action(outcome.action, status)
         return json_response(outcome.to_wire(), 200 if status == "committed" else 202)
 
     @endpoint
