@@ -437,11 +437,9 @@ class Platform:
         batch.notify(
             [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
         )
-        issue_shares(batch, self.service, force=True)
         # Before the commit: a crash in between burns the nonce for this very request only.
         self.store.meta_put(nonce_name, txid.encode())
-        self.store.commit(cid, batch.finish(now=now))
-        batch.applied()
+        self._commit(runtime, batch, now, reissue=True)
         self._runtimes[cid] = runtime
         return Created(cid, txid, seqno)
 
@@ -612,8 +610,12 @@ class Platform:
         except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
             return None
 
-    def _commit(self, runtime: ConsortiumRuntime, batch: Batch, now: int) -> bool:
-        """Step 6: commit ``batch`` durably, then apply it; False if it holds nothing.
+    def _commit(
+        self, runtime: ConsortiumRuntime, batch: Batch, now: int, *, reissue: bool = False
+    ) -> bool:
+        """Step 6, the one commit sequence (a batch, or a genesis with ``reissue``): rotate
+        the keyring if the batch asks, (re-)issue the recovery shares, commit ``batch``
+        durably, then apply it; False if it holds nothing.
 
         Raises ``unavailable`` when storage refuses; the runtime is then unchanged.
         """
@@ -626,7 +628,7 @@ class Platform:
                 b"keyring|" + cid.encode(),
                 random=self.random,
             )
-        issue_shares(batch, self.service, force=batch.rekey)
+        issue_shares(batch, self.service, force=batch.rekey or reissue)
         rows = batch.finish(now=now)
         if not rows:
             return False
