@@ -361,7 +361,13 @@ class Pipeline:
         self, definition: ActionDefinition, execution: Execution, params: JSONObject
     ) -> JSON:
         if definition.language == "builtin":
-            return self._run_builtin(execution, definition.name, params)
+            # A request (or an approved proposal) was checked once, before the vote gate
+            # (_check); only builtins that action code calls are checked on the way in.
+            builtin = BUILTINS.get(definition.name)
+            if builtin is None:
+                raise UnknownAction(f"no builtin action {definition.name!r}")
+            context = self._check_context(execution.batch.runtime.cid, execution.time)
+            return builtin.run(execution, params, context)
         if definition.code is None:
             raise ActionFailed(f"action {definition.name!r} has no code")
         if self.sandbox is None:
@@ -373,6 +379,7 @@ class Pipeline:
         return self.sandbox.execute(definition.name, definition.code, params, execution, budget)
 
     def _run_builtin(self, execution: Execution, action: str, params: JSONObject) -> JSON:
+        """A builtin called by action code: checked, then run."""
         builtin = BUILTINS.get(action)
         if builtin is None:
             raise UnknownAction(f"no builtin action {action!r}")
