@@ -17,6 +17,9 @@ class Committed:
     seqno: int
     #: The action the request named (for the edge's metrics; not part of the answer).
     action: str | None = field(default=None, compare=False)
+    #: The first non-governance state key the transaction wrote (for the analytics hook,
+    #: in process only; never on the wire, never logged).
+    key: str | None = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> JSONObject:
         """The 200 body."""

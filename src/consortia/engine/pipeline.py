@@ -98,15 +98,22 @@ class Pipeline:
     def __init__(self, sandbox: ActionSandbox | None, encryption_key: EncryptionKey) -> None:
         self.sandbox = sandbox
         self.encryption_key = encryption_key
-        #: Set by the platform around one request when analytics is on; None otherwise.
-        self.trace: RequestTrace | None = None
 
     def process(
-        self, runtime: ConsortiumRuntime, batch: Batch, body: str | bytes, now: int
+        self,
+        runtime: ConsortiumRuntime,
+        batch: Batch,
+        body: str | bytes,
+        now: int,
+        trace: RequestTrace | None = None,
     ) -> Outcome:
+        """Run one request into ``batch``; its answer, or its refusal raised.
+
+        ``trace`` (analytics on) learns what the request claimed and did as it goes, so a
+        refused request is described too.
+        """
         jws = unwrap_body(body, self.encryption_key)
         txid = jws.txid
-        trace = self.trace
         if trace is not None:
             trace.txid = txid
             kid = jws.header.get("kid")
@@ -118,6 +125,8 @@ class Pipeline:
             outcome = self._decide(runtime, batch, jws, request, now)
         except ConsortiaError as exc:
             raise exc.with_txid(txid) from None
+        if trace is not None and isinstance(outcome, Committed) and outcome.txid == txid:
+            trace.key = outcome.key
         # The action name travels with the answer, so the edge need not decode the body again.
         return dataclasses.replace(outcome, action=request.action)
 
@@ -332,9 +341,7 @@ class Pipeline:
             privileged=definition.language == "builtin",
         )
         result = self._invoke(definition, execution, params)
-        trace = self.trace
-        if trace is not None and trace.txid == txid and trace.key is None:
-            trace.key = next((k for k in execution.writes if not k.startswith("gov/")), None)
+        key = next((k for k in execution.writes if not k.startswith("gov/")), None)
         # Success: move the staged effects into the batch.
         batch.constitution = execution.constitution
         for proposal in execution.proposals.values():
@@ -355,7 +362,7 @@ class Pipeline:
         batch.rekey = batch.rekey or execution.rekey
         for pid in execution.resumes:
             self._resume(runtime, batch, pid, now)
-        return Committed(txid, seqno)
+        return Committed(txid, seqno, key=key)
 
     def _invoke(
         self, definition: ActionDefinition, execution: Execution, params: JSONObject

@@ -522,31 +522,27 @@ class Platform:
         now = self.clock()
         answers: list[Outcome | ConsortiaError] = []
         traces: list[RequestTrace] = []
-        try:
-            for index, body in enumerate(bodies):
-                if hook is not None:
-                    trace = self.pipeline.trace = RequestTrace(time.perf_counter())
-                    traces.append(trace)
-                earlier = failed.get(index)
-                if earlier is not None:
-                    answers.append(earlier)
-                    continue
-                # Checked before each request: one that sets a policy rejecting this TEP
-                # commits, and the requests after it (in this batch too) are refused.
-                refusal = self._not_accepted(runtime.cid, batch.constitution)
-                if refusal is not None:
-                    answers.append(Unavailable(refusal, txid=self._txid_of(body)))
-                    continue
-                try:
-                    answers.append(self.pipeline.process(runtime, batch, body, now))
-                except ConsortiaError as exc:
-                    answers.append(exc)
-                except Exception as exc:  # noqa: BLE001 - fails this request only
-                    raise _RequestFault(
-                        index, self._internal_error(runtime.cid, body, exc)
-                    ) from None
-        finally:
-            self.pipeline.trace = None
+        for index, body in enumerate(bodies):
+            trace = None
+            if hook is not None:
+                trace = RequestTrace(time.perf_counter())
+                traces.append(trace)
+            earlier = failed.get(index)
+            if earlier is not None:
+                answers.append(earlier)
+                continue
+            # Checked before each request: one that sets a policy rejecting this TEP
+            # commits, and the requests after it (in this batch too) are refused.
+            refusal = self._not_accepted(runtime.cid, batch.constitution)
+            if refusal is not None:
+                answers.append(Unavailable(refusal, txid=self._txid_of(body)))
+                continue
+            try:
+                answers.append(self.pipeline.process(runtime, batch, body, now, trace))
+            except ConsortiaError as exc:
+                answers.append(exc)
+            except Exception as exc:  # noqa: BLE001 - fails this request only
+                raise _RequestFault(index, self._internal_error(runtime.cid, body, exc)) from None
         try:
             committed = self._commit(runtime, batch, now)
         except Unavailable as exc:
