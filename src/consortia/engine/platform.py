@@ -22,14 +22,10 @@ from consortia.analytics.sink import BufferedSink, SinkStats
 from consortia.engine.alerts import AlertInbox, stage_alert
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import (
-    GOV_ACTIONS,
-    GOV_ANALYTICS,
-    GOV_MEMBERS,
-    GOV_SETTINGS,
     ConsortiumRuntime,
-    Write,
 )
 from consortia.engine.datadir import DataDir
+from consortia.engine.genesis import build_constitution, founders_of, stage_genesis
 from consortia.engine.observe import AnalyticsHook
 from consortia.engine.outcomes import Created, Outcome
 from consortia.engine.pipeline import ActionSandbox, Pipeline, RequestTrace
@@ -53,9 +49,7 @@ from consortia.errors import (
 )
 from consortia.governance.constitution import (
     Constitution,
-    Member,
 )
-from consortia.governance.parse import parse_member
 from consortia.governance.platform_policy import PlatformPolicy, RunningPlatform, check_platform
 from consortia.governance.templates import DEFAULT_TEMPLATE, Template
 from consortia.identity.box import Sealer
@@ -66,7 +60,6 @@ from consortia.ledger.crypto import Keyring, wrap
 from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
-from consortia.notify.messages import Notice
 from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.runtime import ActionRuntime
 
@@ -366,21 +359,8 @@ class Platform:
                 f"unknown template {request.template!r}; this platform offers "
                 f"{', '.join(sorted(self.templates))}"
             )
-        founders: list[Member] = []
-        for index, raw in enumerate(request.members):
-            member = parse_member(raw, what=f"members[{index}]", error=BadRequest)
-            if member.id == "operator":
-                raise BadRequest("'operator' is reserved and cannot be a member id")
-            if any(f.id == member.id for f in founders):
-                raise BadRequest(f"members lists {member.id!r} twice")
-            if any(f.signing_key == member.signing_key for f in founders):
-                raise BadRequest(f"members[{index}] reuses another founder's signing key")
-            founders.append(member)
-        try:
-            constitution = template.build(founders)
-        except ValueError as exc:  # a template's own rule, e.g. "telco needs a seller"
-            raise BadRequest(f"template {template.name!r} refused the founders: {exc}") from None
-
+        founders = founders_of(request)
+        constitution = build_constitution(template, founders)
         keyring = Keyring.generate(random=self.random)
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
         row = ConsortiumRow(
@@ -402,41 +382,7 @@ class Platform:
         runtime.constitution = constitution
         batch = Batch(runtime)
         batch.rows.consortium = row
-        settings: JSONObject = {
-            "name": request.name,
-            "template": template.name,
-            "new_member_actions": list(constitution.new_member_actions),
-        }
-        writes = [
-            Write(GOV_SETTINGS, settings, None),
-            Write(GOV_ANALYTICS, constitution.analytics.to_json(), None),
-        ]
-        writes += [Write(GOV_MEMBERS + m.id, m.to_json(), None) for m in founders]
-        writes += [
-            Write(GOV_ACTIONS + name, constitution.actions[name].to_json(), None)
-            for name in sorted(constitution.actions)
-        ]
-        seqno = batch.add_tx(
-            txid=txid,
-            time=now,
-            action="createConsortium",
-            member="operator",
-            audience=None,
-            request=jws.compact,
-            writes=writes,
-            detail={"template": template.name},
-            nonce=("operator", request.nonce),
-        )
-        welcome: JSONObject = {
-            "event": "consortium_created",
-            "consortium": cid,
-            "name": request.name,
-            "template": template.name,
-            "members": [m.id for m in founders],
-        }
-        batch.notify(
-            [Notice(m.id, "notice", txid, None, "createConsortium", welcome) for m in founders]
-        )
+        seqno = stage_genesis(batch, request, template, founders, constitution, now=now)
         # Before the commit: a crash in between burns the nonce for this very request only.
         self.store.meta_put(nonce_name, txid.encode())
         self._commit(runtime, batch, now, reissue=True)
