@@ -13,7 +13,7 @@ from consortia import (
     open_notification,
     sign_key_proof,
 )
-from consortia._json import JSONObject
+from consortia._json import JSONObject, canonical
 from consortia.identity.jws import sign_compact
 from consortia.identity.keys import EncryptionKey, SigningKey
 from testkit import T0, js
@@ -70,6 +70,14 @@ def test_refresh_trust_keys_needs_proof_of_possession(world: World) -> None:
         now=world.clock.now,
     )
     world.refused("action_failed", world.sign("vendor", "refreshTrustKeys", params2))
+    # The right claims signed by the new key, but as another kind of message: not a proof.
+    params3, new = rotate_params(world, "vendor")
+    claims: JSONObject = {"member": "vendor", "consortium": "acme", "iat": world.clock.now}
+    params3["proof"] = sign_compact(
+        canonical(claims), new.signing, kid="vendor", typ="consortia-action"
+    )
+    error = world.refused("action_failed", world.sign("vendor", "refreshTrustKeys", params3))
+    assert "typ must be 'consortia-key-proof'" in error.message
 
 
 def test_replayed_nonce_is_refused(world: World) -> None:

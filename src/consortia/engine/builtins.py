@@ -51,7 +51,7 @@ from consortia.governance.voting import (
 from consortia.identity.jws import parse_compact
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 from consortia.notify.messages import vote_result_body
-from consortia.protocol import IAT_WINDOW
+from consortia.protocol import IAT_WINDOW, KEY_PROOF_TYP
 
 __all__ = [
     "BUILTINS",
@@ -297,7 +297,11 @@ def _parse_new_keys(
     if not isinstance(proof, str):
         raise ActionFailed("params.proof must be a compact JWS signed by the new signing key")
     try:
-        payload = parse_compact(proof).verify(signing)
+        parsed = parse_compact(proof)
+        if parsed.typ != KEY_PROOF_TYP:
+            # Another message the new key signed (an action, a token) is not a proof.
+            raise ActionFailed(f"its JWS typ must be {KEY_PROOF_TYP!r}, got {parsed.typ!r}")
+        payload = parsed.verify(signing)
         claims = require_fields(
             loads_strict(payload, what="proof payload"),
             what="proof payload",
