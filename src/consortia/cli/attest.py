@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from consortia._json import JSONObject
@@ -32,6 +31,7 @@ from consortia.attestation import (
     report_from_text,
     verify_evidence,
 )
+from consortia.cli._input import read_input
 from consortia.cli.member import EXIT_REFUSED, EXIT_UNREACHABLE, add_trust_arguments, trust_of
 from consortia.client import PinMismatch, ServiceUnreachable
 from consortia.client.attest import Attested, parse_test_root
@@ -40,18 +40,8 @@ from consortia.errors import ConsortiaError
 
 __all__ = ["add_attest_parser"]
 
+#: A report is 1,184 bytes (2,368 as hex); a chain of three certificates a few KiB.
 _MAX_INPUT: Final = 256 * 1024
-
-
-def _read(path: str, what: str) -> bytes:
-    try:
-        with Path(path).open("rb") as f:
-            data = f.read(_MAX_INPUT + 1)
-    except OSError as e:
-        raise AttestationFailed(f"cannot read the {what} {path}: {e.strerror or e}") from None
-    if len(data) > _MAX_INPUT:
-        raise AttestationFailed(f"the {what} {path} is over 256 KiB; expected a report or PEM")
-    return data
 
 
 def _tcb(report: VerifiedReport) -> str:
@@ -137,8 +127,8 @@ def _attest_command(args: argparse.Namespace) -> int:
 
 
 def _verify_offline(args: argparse.Namespace) -> VerifiedReport:
-    report = report_from_text(_read(args.report, "report"))
-    chain = load_chain_pem(_read(args.endorsements, "endorsements"))
+    report = report_from_text(read_input(args.report, "the report", limit=_MAX_INPUT))
+    chain = load_chain_pem(read_input(args.endorsements, "the endorsements", limit=_MAX_INPUT))
     if len(chain) != 3:
         raise AttestationFailed(
             f"endorsements: {args.endorsements} holds {len(chain)} certificates; expected "

@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Final
 
 from consortia._json import JSON, JSONObject, loads_strict
+from consortia.cli._input import read_input
 from consortia.cli.member import _need, _run, add_trust_arguments, announce, trust_of
 from consortia.cli.serve import _tls
 from consortia.client import MemberClient
@@ -51,9 +50,6 @@ from consortia.server.run import ServerConfig
 
 __all__ = ["add_recovery_parser"]
 
-#: Share files and notification logs are small; the cap keeps a wrong path from hurting.
-_MAX_FILE_BYTES: Final = 16 << 20
-
 
 def _say(text: str) -> None:
     print(text, flush=True)
@@ -63,27 +59,13 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(_MAX_FILE_BYTES + 1)
-        else:
-            with Path(path).open("rb") as handle:
-                data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise BadRequest(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > _MAX_FILE_BYTES:
-        raise BadRequest(f"{what} {path} is larger than {_MAX_FILE_BYTES} bytes")
-    return data
-
-
 def _recipient(path: str) -> PublicEncryptionKey:
     """The X25519 public key of a key file, or of a member's public-info JSON."""
     try:
         return load_member_keys(Path(path)).encryption.public_key
     except BadRequest:
         pass
-    doc = loads_strict(_read(path, "--to file"), what=path)
+    doc = loads_strict(read_input(path, "--to file"), what=path)
     if isinstance(doc, dict) and isinstance(doc.get("member"), dict):
         doc = doc["member"]  # the output of `consortia keygen --json`
     if not isinstance(doc, dict) or "encryption_key" not in doc:
@@ -128,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     data = Path(args.data)
     session = RecoverySession(data)
     try:
-        backup = _read(args.backup, "--backup") if args.backup else None
+        backup = read_input(args.backup, "--backup") if args.backup else None
         service_key = session.restore_service(
             load_member_keys(Path(args.backup_key)).encryption, backup
         )
@@ -228,7 +210,7 @@ def _line(progress: JSON) -> str:
 
 def _notice(args: argparse.Namespace) -> JSON:
     source = args.share or args.from_notifications
-    return newest_share_notice(_bodies(_read(source, "share file"), source), args.consortium)
+    return newest_share_notice(_bodies(read_input(source, "share file"), source), args.consortium)
 
 
 async def _submit(args: argparse.Namespace) -> int:

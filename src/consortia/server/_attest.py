@@ -66,16 +66,11 @@ class ServiceAttestation:
         self.version = __version__
         self._lock = threading.Lock()
         self._cached: tuple[bytes, JSONObject] | None = None
-        self._summary = self.provider.describe()
 
     @property
     def kind(self) -> str:
         """``virtual``, ``sev-snp`` or ``simulated-snp``."""
         return self.provider.kind
-
-    def describe(self) -> JSONObject:
-        """The provider's summary (kind, measurement, TCB, ...), as read at start."""
-        return dict(self._summary)
 
     def attestation(self, keys: JSONObject) -> JSONObject | None:
         """``{"evidence": ..., "binding": ...}`` over ``keys`` (``service_key`` and
