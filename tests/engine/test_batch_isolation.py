@@ -90,7 +90,7 @@ STEPS: dict[str, Callable[[pytest.MonkeyPatch, str], None]] = {
         "_invoke",
         lambda self, definition, execution, params: params.get("order") == "POISON",
     ),
-    "stage": lambda mp, bad: _poison(mp, Batch, "add_tx", lambda self, **kw: kw.get("txid") == bad),
+    "stage": lambda mp, bad: _poison(mp, Batch, "add_tx", lambda self, run, **kw: run.txid == bad),
     "notify": lambda mp, bad: _poison(
         mp, Batch, "notify", lambda self, notices: any(n.txid == bad for n in notices)
     ),

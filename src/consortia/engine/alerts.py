@@ -30,6 +30,7 @@ from consortia._json import JSONObject, canonical, check_value
 from consortia.analytics.events import ATTRIBUTED_RULES, Alert
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import GOV_MEMBERS, Write
+from consortia.engine.invocation import Invocation
 from consortia.errors import BadRequest
 from consortia.governance.constitution import MemberStatus
 from consortia.notify.messages import Notice
@@ -140,16 +141,18 @@ def stage_alert(batch: Batch, alert: Alert, *, now: int, salt: bytes) -> str:
         batch.constitution = constitution.with_member(suspended)
         writes.append(Write(GOV_MEMBERS + suspect.id, suspended.to_json(), None))
     body["suspended"] = suspend
-    batch.add_tx(
+    run = Invocation(
         txid=txid,
-        time=now,
-        action=ALERT_ACTION,
         member=SERVICE_MEMBER,
-        audience=None if suspend else tuple(recipients),
+        action=ALERT_ACTION,
+        params={},
+        visible_to=(),
+        txref=None,
         request=None,
-        writes=writes,
-        detail={"alert": body},
+        time=now,
         nonce=None,
+        detail={"alert": body},
     )
+    batch.add_tx(run, audience=None if suspend else tuple(recipients), writes=writes)
     batch.notify([Notice(m, "misuse_alert", txid, None, ALERT_ACTION, body) for m in recipients])
     return txid

@@ -13,9 +13,9 @@ import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from consortia._json import JSONObject, canonical, loads_strict
+from consortia._json import JSONObject, loads_strict
 from consortia.errors import ConsortiaError, NotFound
 from consortia.governance.analytics_policy import (
     DEFAULT_ANALYTICS_POLICY,
@@ -33,8 +33,6 @@ from consortia.ledger.receipts import SignedRoot
 from consortia.ledger.records import (
     TxRecord,
     notification_entry,
-    notifications_digest,
-    queue_head_name,
 )
 from consortia.ledger.sealed import SealedRows, StateVersion, Write, parent_of
 from consortia.ledger.store import (
@@ -45,7 +43,10 @@ from consortia.ledger.store import (
     TxRow,
     VersionRow,
 )
-from consortia.notify.messages import Notice, seal_notice
+from consortia.notify.messages import Notice
+
+if TYPE_CHECKING:
+    from consortia.engine.batch import Batch
 
 __all__ = [
     "GOV_ACTIONS",
@@ -340,10 +341,6 @@ class ConsortiumRuntime:
         row = self.store.proposal(self.cid, self.proposal_hash(pid))
         return None if row is None else self._open_proposal(row.pid_hash, row.blob)
 
-    def note_counters(self, counters: dict[str, int]) -> None:
-        """Record queue ids that a durable commit used."""
-        self._counters.update(counters)
-
     def uncommitted_notifications(self) -> list[bytes]:
         """Entries (:func:`notification_entry`) of stored queue rows that name the record at
         ``next_seqno``: what batches that only opened a proposal queued since the last record.
@@ -366,33 +363,9 @@ class ConsortiumRuntime:
             self._uncommitted = found
         return list(self._uncommitted)
 
-    def queue_head(self, entries: list[bytes]) -> tuple[str, bytes]:
-        """The meta row that commits to ``entries``, queued since the newest record.
-
-        A batch with no record (one that only opened proposals) writes it, so a queue entry
-        no record covers yet (a ballot's ``vote_request``) cannot be deleted unnoticed
-        either. Its value is public but keyed: the record it waits for, how many entries,
-        their digest, and a keyed hash over the three.
-        """
-        doc: JSONObject = {
-            "seqno": self.next_seqno,
-            "entries": len(entries),
-            "digest": notifications_digest(entries),
-        }
-        doc["mac"] = self.queue_head_mac(doc)
-        return queue_head_name(self.cid), canonical(doc)
-
     def queue_head_mac(self, doc: JSONObject) -> str:
         """The keyed hash in a queue head over its other fields."""
         return self.sealed.queue_head_mac(doc)
-
-    def note_notifications(self, entries: list[bytes], *, committed: bool) -> None:
-        """After a durable commit: its records committed every pending entry, or (a batch
-        with no record) ``entries`` wait for the next record."""
-        if committed:
-            self._uncommitted = []
-        elif self._uncommitted is not None:
-            self._uncommitted.extend(entries)
 
     def notification_counter(self, member: str) -> int:
         """The id of the member's newest queued notification."""
@@ -402,35 +375,34 @@ class ConsortiumRuntime:
             self._counters[member] = count
         return count
 
-    # -- rows for a batch -------------------------------------------------------------------
+    # -- after a commit -------------------------------------------------------------------
 
-    def version_rows(self, write: Write, seqno: int, txid: str) -> tuple[VersionRow, NameRow, str]:
-        """Encrypted rows for one write, and its digest for the record."""
-        return self.sealed.seal_version(write, seqno, txid)
+    def open_proposals(self) -> list[Proposal]:
+        """Every open proposal (the runtime keeps them all in memory)."""
+        return list(self.proposals.values())
 
-    def tx_row(self, record: TxRecord) -> TxRow:
-        """The encrypted row and leaf of a record."""
-        return self.sealed.seal_record(record)
+    def apply(self, batch: Batch) -> None:
+        """After ``batch`` committed durably: take over its effects as the committed state."""
+        self.forget_latest(batch.overlay)
+        self.next_seqno = batch.next_seqno
+        self.frontier = batch.frontier
+        self.constitution = batch.constitution
+        if batch.new_keyring is not None:
+            self.keyring = batch.new_keyring
+        self._counters.update(batch.counters)
+        if batch.rows.txs:
+            # Its records committed every pending queue entry.
+            self._uncommitted = []
+        elif self._uncommitted is not None:
+            # A batch with no record: its entries wait for the next record.
+            self._uncommitted.extend(batch.queued)
+        for proposal in batch.proposals.values():
+            if proposal.is_open:
+                self.proposals[proposal.id] = proposal
+            else:
+                self.proposals.pop(proposal.id, None)
 
-    def proposal_row(self, proposal: Proposal) -> ProposalRow:
-        """The encrypted row of a proposal."""
-        return self.sealed.seal_proposal(
-            proposal.id, is_open=proposal.is_open, stored=proposal.to_stored()
-        )
-
-    def notification_row(
-        self, notice: Notice, nid: int, constitution: Constitution, *, committed_in: int
-    ) -> NotificationRow | None:
-        """Seal a notice to its member's current key; None if the member is unknown.
-
-        ``committed_in`` is the seqno of the record that will commit to the row; it is stored
-        with the entry (for ``ledger verify``) and never served.
-        """
-        member = constitution.members.get(notice.member)
-        if member is None:
-            return None
-        data = seal_notice(self.sealer, member.encryption_key, notice, nid)
-        return self.sealed.seal_notification(notice.member, nid, data, committed_in=committed_in)
+    # -- queue entries ----------------------------------------------------------------------
 
     def notification_data(self, row: NotificationRow) -> JSONObject:
         """Decrypt one queue entry to the wire form of PROTOCOL.md section 5."""

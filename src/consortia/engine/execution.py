@@ -21,6 +21,7 @@ from consortia.engine.consortium import (
     Write,
     parent_of,
 )
+from consortia.engine.invocation import Invocation
 from consortia.errors import ActionFailed, BadRequest, ScopeViolation
 from consortia.governance.constitution import ActionDefinition, Constitution, Member
 from consortia.governance.voting import Proposal
@@ -58,13 +59,10 @@ class Execution:
 
     batch: Batch
     constitution: Constitution
-    caller_id: str
-    tx_id: str
-    time: int
-    request_visible_to: tuple[str, ...]
+    #: Who asked for what: the run's identity, and what its record will say.
+    invocation: Invocation
+    #: Who reads what this run writes unless a ``put`` names its own audience.
     audience: Audience
-    action: str
-    txref: str | None
     builtin_runner: BuiltinRunner
     privileged: bool = False
     writes: dict[str, Write] = field(default_factory=dict)
@@ -78,19 +76,19 @@ class Execution:
 
     def caller(self) -> str:
         """The requesting member."""
-        return self.caller_id
+        return self.invocation.member
 
     def txid(self) -> str:
         """The transaction id."""
-        return self.tx_id
+        return self.invocation.txid
 
     def now(self) -> int:
         """The transaction time."""
-        return self.time
+        return self.invocation.time
 
     def visible_to(self) -> list[str]:
         """The request's ``visible_to``."""
-        return list(self.request_visible_to)
+        return list(self.invocation.visible_to)
 
     def members(self) -> list[str]:
         """Active member ids, sorted."""
@@ -138,7 +136,7 @@ class Execution:
             if not isinstance(member, str) or not self.constitution.is_active(member):
                 raise ActionFailed(f"visible_to names {member!r}, which is not an active member")
             ids.add(member)
-        ids.add(self.caller_id)
+        ids.add(self.invocation.member)
         return tuple(sorted(ids))
 
     def put(self, key: str, value: JSON, visible_to: list[str] | None = None) -> None:
@@ -202,10 +200,11 @@ class Execution:
         """Stage a notification of any kind (the engine's own, e.g. ``vote_request``)."""
         if len(self.notices) >= _MAX_NOTICES:
             raise ActionFailed(f"an action may send at most {_MAX_NOTICES} notifications")
-        about = txid or self.tx_id
+        run = self.invocation
+        about = txid or run.txid
         # The caller's correlation id goes only to the caller: it is its own business.
-        txref = self.txref if member == self.caller_id and about == self.tx_id else None
-        self.notices.append(Notice(member, kind, about, txref, action or self.action, body))
+        txref = run.txref if member == run.member and about == run.txid else None
+        self.notices.append(Notice(member, kind, about, txref, action or run.action, body))
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -253,8 +252,7 @@ class Execution:
 
     def open_proposals(self) -> list[Proposal]:
         """Every open proposal as this run sees it, oldest first."""
-        found: dict[str, Proposal] = dict(self.batch.runtime.proposals)
-        found.update({p.id: p for p in self.batch.proposals.values()})
+        found = {p.id: p for p in self.batch.open_proposals()}
         found.update(self.proposals)
         return sorted((p for p in found.values() if p.is_open), key=lambda p: (p.created_at, p.id))
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from consortia._json import JSONObject
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import GOV_ACTIONS, GOV_ANALYTICS, GOV_MEMBERS, GOV_SETTINGS
+from consortia.engine.invocation import Invocation
 from consortia.engine.request import OperatorRequest
 from consortia.errors import BadRequest
 from consortia.governance.constitution import Constitution, Member
@@ -76,17 +77,19 @@ def stage_genesis(
         Write(GOV_ACTIONS + name, constitution.actions[name].to_json(), None)
         for name in sorted(constitution.actions)
     ]
-    seqno = batch.add_tx(
+    run = Invocation(
         txid=request.txid,
-        time=now,
-        action=GENESIS_ACTION,
         member="operator",
-        audience=None,
+        action=GENESIS_ACTION,
+        params={},
+        visible_to=(),
+        txref=None,
         request=request.jws.compact,
-        writes=writes,
+        time=now,
+        nonce=request.nonce,
         detail={"template": template.name},
-        nonce=("operator", request.nonce),
     )
+    seqno = batch.add_tx(run, audience=None, writes=writes)
     welcome: JSONObject = {
         "event": "consortium_created",
         "consortium": request.consortium,

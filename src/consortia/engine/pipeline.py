@@ -20,8 +20,8 @@ from consortia.engine.builtins import (
     CodeChecker,
     vote_result_recipients,
 )
-from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import Execution
+from consortia.engine.invocation import Invocation
 from consortia.engine.outcomes import Committed, Outcome, Pending
 from consortia.engine.request import ActionRequest, parse_action_request, unwrap_body
 from consortia.errors import (
@@ -93,7 +93,7 @@ class ActionSandbox(Protocol):
 
 
 class Pipeline:
-    """Runs requests of any consortium against its runtime and a batch (not thread-safe)."""
+    """Runs requests of any consortium into a batch over its committed state (not thread-safe)."""
 
     def __init__(self, sandbox: ActionSandbox | None, encryption_key: EncryptionKey) -> None:
         self.sandbox = sandbox
@@ -101,7 +101,6 @@ class Pipeline:
 
     def process(
         self,
-        runtime: ConsortiumRuntime,
         batch: Batch,
         body: str | bytes,
         now: int,
@@ -119,10 +118,10 @@ class Pipeline:
             kid = jws.header.get("kid")
             trace.kid = kid if isinstance(kid, str) else None
         try:
-            request = parse_action_request(jws, runtime.cid)
+            request = parse_action_request(jws, batch.cid)
             if trace is not None:
                 trace.action, trace.params = request.action, request.params
-            outcome = self._decide(runtime, batch, jws, request, now)
+            outcome = self._decide(batch, jws, request, now)
         except ConsortiaError as exc:
             raise exc.with_txid(txid) from None
         if trace is not None and isinstance(outcome, Committed) and outcome.txid == txid:
@@ -132,7 +131,6 @@ class Pipeline:
 
     def _decide(
         self,
-        runtime: ConsortiumRuntime,
         batch: Batch,
         jws: ParsedJWS,
         request: ActionRequest,
@@ -145,7 +143,7 @@ class Pipeline:
         # only a request whose nonce this very txid holds can have an earlier answer: a
         # fresh request costs one storage lookup here instead of three.
         if used_by == txid:
-            prior = self._prior_answer(runtime, batch, txid)
+            prior = self._prior_answer(batch, txid)
             if prior is not None:
                 return prior
         constitution = batch.constitution
@@ -161,10 +159,10 @@ class Pipeline:
                 f"nonce already used by transaction {used_by}; sign each request with a fresh nonce"
             )
         definition = constitution.authorize(request.member, request.action, now)
-        self._check(definition, constitution, request.member, request.params, runtime.cid, now)
+        self._check(definition, constitution, request.member, request.params, batch.cid, now)
         if definition.voting.needs_vote:
-            return self._propose(runtime, batch, request, definition, now)
-        return self._run_request(runtime, batch, request, now, detail={})
+            return self._propose(batch, request, definition, now)
+        return self._run_request(batch, request, now, detail={})
 
     def _check_context(self, cid: str, now: int) -> CheckContext:
         checker: CodeChecker | None = None
@@ -186,12 +184,9 @@ class Pipeline:
         if builtin is not None:
             builtin.check(constitution, caller, params, self._check_context(cid, now))
 
-    def _prior_answer(self, runtime: ConsortiumRuntime, batch: Batch, txid: str) -> Outcome | None:
+    def _prior_answer(self, batch: Batch, txid: str) -> Outcome | None:
         """The original answer to a request whose very JWS was already accepted."""
-        seqno = batch.committed.get(txid)
-        if seqno is None:
-            row = runtime.store.tx_by_txid(runtime.cid, txid)
-            seqno = None if row is None else row.seqno
+        seqno = batch.committed_seqno(txid)
         if seqno is not None:
             return Committed(txid, seqno)
         proposal = batch.proposal(txid)
@@ -209,7 +204,6 @@ class Pipeline:
 
     def _propose(
         self,
-        runtime: ConsortiumRuntime,
         batch: Batch,
         request: ActionRequest,
         definition: ActionDefinition,
@@ -223,7 +217,7 @@ class Pipeline:
         if first.decision is Decision.APPROVED:
             # The requester's own approval already decides it: nothing to wait for.
             return self._run_request(
-                runtime, batch, request, now, detail={"approved": first.reason}
+                batch, request, now, detail={"approved": first.reason}
             )
         voters = sorted(
             (electorate(schema, constitution) | set(schema.veto)) & set(constitution.active_ids())
@@ -264,26 +258,18 @@ class Pipeline:
 
     # -- step 5: execution ------------------------------------------------------------------
 
-    def _audience(
-        self,
-        batch: Batch,
-        action: str,
-        caller: str,
-        visible_to: tuple[str, ...],
-        params: JSONObject,
-    ) -> Audience:
-        if action in GOVERNANCE_ACTIONS:
+    def _audience(self, batch: Batch, run: Invocation) -> Audience:
+        if run.action in GOVERNANCE_ACTIONS:
             return None
-        if action == "voteFor":
-            pid = params.get("proposal")
+        if run.action == "voteFor":
+            pid = run.params.get("proposal")
             proposal = batch.proposal(pid) if isinstance(pid, str) else None
             if proposal is not None:
                 return proposal.audience
-        return tuple(sorted({caller, *visible_to}))
+        return tuple(sorted({run.member, *run.visible_to}))
 
     def _run_request(
         self,
-        runtime: ConsortiumRuntime,
         batch: Batch,
         request: ActionRequest,
         now: int,
@@ -291,78 +277,37 @@ class Pipeline:
         detail: JSONObject,
     ) -> Committed:
         """Execute and stage a request as its member signed it (no vote, or decided at once)."""
-        return self._run(
-            runtime,
-            batch,
-            txid=request.txid,
-            caller=request.member,
-            action=request.action,
-            params=request.params,
-            visible_to=request.visible_to,
-            txref=request.txref,
-            request=request.jws.compact,
-            now=now,
-            nonce=(request.member, request.nonce),
-            detail=detail,
-        )
+        return self._run(batch, Invocation.from_request(request, now=now, detail=detail))
 
-    def _run(
-        self,
-        runtime: ConsortiumRuntime,
-        batch: Batch,
-        *,
-        txid: str,
-        caller: str,
-        action: str,
-        params: JSONObject,
-        visible_to: tuple[str, ...],
-        txref: str | None,
-        request: str,
-        now: int,
-        nonce: tuple[str, str] | None,
-        detail: JSONObject,
-    ) -> Committed:
+    def _run(self, batch: Batch, run: Invocation) -> Committed:
         """Execute and stage one transaction; nothing is staged if it fails."""
-        for member in visible_to:
+        for member in run.visible_to:
             if not batch.constitution.is_active(member):
                 raise BadRequest(f"visible_to names {member!r}, which is not an active member")
-        definition = batch.constitution.action(action)
+        definition = batch.constitution.action(run.action)
         execution = Execution(
             batch=batch,
             constitution=batch.constitution,
-            caller_id=caller,
-            tx_id=txid,
-            time=now,
-            request_visible_to=visible_to,
-            audience=self._audience(batch, action, caller, visible_to, params),
-            action=action,
-            txref=txref,
+            invocation=run,
+            audience=self._audience(batch, run),
             builtin_runner=self._run_builtin,
             privileged=definition.language == "builtin",
         )
-        result = self._invoke(definition, execution, params)
+        result = self._invoke(definition, execution, run.params)
         key = next((k for k in execution.writes if not k.startswith("gov/")), None)
         # Success: move the staged effects into the batch.
         batch.constitution = execution.constitution
         for proposal in execution.proposals.values():
             batch.put_proposal(proposal)
         seqno = batch.add_tx(
-            txid=txid,
-            time=now,
-            action=action,
-            member=caller,
-            audience=execution.audience,
-            request=request,
-            writes=list(execution.writes.values()),
-            detail=detail,
-            nonce=nonce,
+            run, audience=execution.audience, writes=list(execution.writes.values())
         )
-        execution.tell(caller, "result", result)
+        execution.tell(run.member, "result", result)
         batch.notify(execution.notices)
         batch.rekey = batch.rekey or execution.rekey
         for pid in execution.resumes:
-            self._resume(runtime, batch, pid, now)
-        return Committed(txid, seqno, key=key)
+            self._resume(batch, pid, run.time)
+        return Committed(run.txid, seqno, key=key)
 
     def _invoke(
         self, definition: ActionDefinition, execution: Execution, params: JSONObject
@@ -373,7 +318,7 @@ class Pipeline:
             builtin = BUILTINS.get(definition.name)
             if builtin is None:
                 raise UnknownAction(f"no builtin action {definition.name!r}")
-            context = self._check_context(execution.batch.runtime.cid, execution.time)
+            context = self._check_context(execution.batch.cid, execution.now())
             return builtin.run(execution, params, context)
         if definition.code is None:
             raise ActionFailed(f"action {definition.name!r} has no code")
@@ -390,13 +335,13 @@ class Pipeline:
         builtin = BUILTINS.get(action)
         if builtin is None:
             raise UnknownAction(f"no builtin action {action!r}")
-        context = self._check_context(execution.batch.runtime.cid, execution.time)
+        context = self._check_context(execution.batch.cid, execution.now())
         builtin.check(execution.constitution, execution.caller(), params, context)
         return builtin.run(execution, params, context)
 
     # -- resuming an approved proposal ------------------------------------------------------
 
-    def _resume(self, runtime: ConsortiumRuntime, batch: Batch, pid: str, now: int) -> None:
+    def _resume(self, batch: Batch, pid: str, now: int) -> None:
         proposal = batch.proposal(pid)
         if proposal is None or not proposal.is_open:
             return
@@ -409,22 +354,9 @@ class Pipeline:
             constitution.active_member(proposal.requester)
             constitution.check_permission(definition, proposal.requester, now)
             self._check(
-                definition, constitution, proposal.requester, proposal.params, runtime.cid, now
+                definition, constitution, proposal.requester, proposal.params, batch.cid, now
             )
-            self._run(
-                runtime,
-                batch,
-                txid=proposal.id,
-                caller=proposal.requester,
-                action=proposal.action,
-                params=proposal.params,
-                visible_to=proposal.visible_to,
-                txref=proposal.txref,
-                request=proposal.request,
-                now=now,
-                nonce=None,
-                detail={"proposal": proposal.id, "ballots": [b.txid for b in proposal.ballots]},
-            )
+            self._run(batch, Invocation.from_proposal(proposal, now=now))
             body = vote_result_body(pid, proposal.action, "approved", reason, seqno=seqno)
         except ConsortiaError as exc:
             batch.put_proposal(proposal.closed(ProposalStatus.FAILED, exc.message, error=exc.code))

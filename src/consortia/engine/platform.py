@@ -380,7 +380,7 @@ class Platform:
             random=self.random,
         )
         runtime.constitution = constitution
-        batch = Batch(runtime)
+        batch = Batch.of(runtime)
         batch.rows.consortium = row
         seqno = stage_genesis(batch, request, template, founders, constitution, now=now)
         # Before the commit: a crash in between burns the nonce for this very request only.
@@ -464,7 +464,7 @@ class Platform:
         the runtime before the commit is durable, so a try that raised leaves no trace.
         """
         hook = self._hook
-        batch = Batch(runtime)
+        batch = Batch.of(runtime)
         now = self.clock()
         answers: list[Outcome | ConsortiaError] = []
         traces: list[RequestTrace] = []
@@ -484,7 +484,7 @@ class Platform:
                 answers.append(Unavailable(refusal, txid=self._txid_of(body)))
                 continue
             try:
-                answers.append(self.pipeline.process(runtime, batch, body, now, trace))
+                answers.append(self.pipeline.process(batch, body, now, trace))
             except ConsortiaError as exc:
                 answers.append(exc)
             except Exception as exc:  # noqa: BLE001 - fails this request only
@@ -575,7 +575,7 @@ class Platform:
         if not rows:
             return False
         self.store.commit(cid, rows)
-        batch.applied()
+        runtime.apply(batch)
         return True
 
     # -- analytics: events out, alerts back in ----------------------------------------------
@@ -631,7 +631,7 @@ class Platform:
             self._alerts.drop(len(pending))
             log.warning("misuse alerts for %s dropped: its platform policy rejects this TEP", cid)
             return 0
-        batch = Batch(runtime)
+        batch = Batch.of(runtime)
         now = self.clock()
         staged = 0
         for alert in pending:

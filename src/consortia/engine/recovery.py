@@ -114,22 +114,22 @@ def issue_shares(
     record wraps this consortium's keyring only (see the module docstring).
     """
     del service  # never wrapped for recovery: it would open every consortium's roots
-    runtime = batch.runtime
+    committed = batch.base
     last = batch.last_tx
     if last is None:
         return None
     if not force and (
-        batch.constitution is runtime.constitution
-        or _roster(batch.constitution) == _roster(runtime.constitution)
+        batch.constitution is committed.constitution
+        or _roster(batch.constitution) == _roster(committed.constitution)
     ):
         return None
     constitution = batch.constitution
     members: list[Member] = [constitution.members[i] for i in constitution.active_ids()]
     if not members:
         return None
-    (epoch, last_txid), cid = last, runtime.cid
+    (epoch, last_txid), cid = last, batch.cid
     threshold = constitution.recovery_threshold_for(len(members))
-    key = runtime.random(KEY_BYTES)
+    key = batch.random(KEY_BYTES)
     shares = split_key(key, threshold, len(members))
     record = RecoveryRecord(
         cid=cid,
@@ -141,7 +141,7 @@ def issue_shares(
         },
         keyring=wrap(
             key,
-            (batch.new_keyring or runtime.keyring).to_bytes(),
+            (batch.new_keyring or committed.keyring).to_bytes(),
             wrap_aad(cid, epoch, "keyring"),
         ),
     )
@@ -162,7 +162,7 @@ def issue_shares(
         notices.append(Notice(member.id, "notice", last_txid, None, "recovery", body))
     batch.notify(notices)
     # One transaction with the shares: the record, the pointer, the previous one withdrawn.
-    pointer = runtime.store.meta_get(record_name(cid))
+    pointer = batch.store.meta_get(record_name(cid))
     batch.rows.meta[record_name(cid, epoch)] = record.to_bytes()
     batch.rows.meta[record_name(cid)] = str(epoch).encode()
     previous = pointer.decode("ascii", errors="replace") if pointer else ""
