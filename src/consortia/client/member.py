@@ -13,41 +13,28 @@ and speaks PROTOCOL.md over HTTPS; it knows nothing of the server's internals.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from consortia._json import JSON, JSONObject, loads_strict
-from consortia.client._transport import (
-    ServiceUnreachable,
-    check_pin,
-    error_from_response,
-    normalize_fingerprint,
-    parse_sse,
-    peer_certificate,
-    pinned_context,
-    tls_verify,
-)
-from consortia.client.attest import Attested, Trust, verify_service
+from consortia.client._transport import ServiceUnreachable, error_from_response, parse_sse
+from consortia.client.creation import create_consortium
+from consortia.client.service import JOSE, open_service, send
+from consortia.client.session import Session
 from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
-from consortia.identity.jwt import issue_token
-from consortia.identity.keys import MemberKeys, PublicEncryptionKey, SigningKey, VerifyKey
+from consortia.identity.keys import VerifyKey
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
-from consortia.protocol import JOSE_MEDIA_TYPE, open_notification, sign_action, sign_creation
+from consortia.protocol import open_notification, sign_action
 
 __all__ = ["MemberClient", "Notification", "Submitted", "create_consortium", "open_service"]
 
-JOSE: Final = JOSE_MEDIA_TYPE
-_TOKEN_LIFETIME: Final = 300
-_TOKEN_REUSE: Final = 240
 # Three missed keep-alives (the server sends one every 15 s) mean the stream is dead.
 _STREAM_READ_TIMEOUT: Final = 45.0
 _MAX_BACKOFF: Final = 5.0
@@ -75,225 +62,11 @@ class Notification:
     body: JSON
 
 
-async def _connect(
-    url: str, fingerprint: str | None, insecure: bool, timeout: float
-) -> httpx.AsyncClient:
-    verify = await tls_verify(url, fingerprint=fingerprint, insecure=insecure)
-    return httpx.AsyncClient(base_url=url.rstrip("/"), verify=verify, timeout=timeout)
-
-
-async def _service(http: httpx.AsyncClient) -> JSONObject:
-    service = await _send(http, "GET", "/v1/service")
-    if not isinstance(service, dict):
-        raise ServiceUnreachable("GET /v1/service did not answer a JSON object")
-    return service
-
-
-async def open_service(
-    url: str,
-    *,
-    fingerprint: str | None = None,
-    insecure: bool = False,
-    trust: Trust | None = None,
-    timeout: float = 30.0,
-) -> tuple[httpx.AsyncClient, JSONObject, Attested]:
-    """Connect to the TEP at ``url`` and attest it before anything else is sent.
-
-    The certificate the server presents is read first (and checked against ``fingerprint``
-    when given); ``GET /v1/service`` is fetched over a connection pinned to exactly that
-    certificate, and its attestation verified (:func:`~consortia.client.attest.
-    verify_service`) against the certificate's hash, so a report relayed by a host with
-    other keys or another certificate is refused. An attested TEP stays pinned to the
-    attested certificate. A virtual one, unless ``trust`` requires hardware, is trusted as
-    before: by ``fingerprint``, or else by the system's CA store (or not at all with
-    ``insecure``). Raises ``attestation_failed``, ``bad_signature`` (pin) or ``unavailable``.
-    """
-    base = url.rstrip("/")
-    if urlsplit(url).scheme == "http":
-        # Plain HTTP (a --no-tls development server): there is no TLS to verify.
-        http = httpx.AsyncClient(base_url=base, verify=False, timeout=timeout)  # noqa: S501
-        tls_sha256 = None
-    else:
-        if fingerprint is not None:
-            normalize_fingerprint(fingerprint)
-        der = await peer_certificate(url, min(timeout, 10.0))
-        if fingerprint is not None:
-            check_pin(der, fingerprint, urlsplit(url).hostname or "localhost")
-        http = httpx.AsyncClient(base_url=base, verify=pinned_context(der), timeout=timeout)
-        tls_sha256 = hashlib.sha256(der).hexdigest()
-    try:
-        service = await _service(http)
-        attested = verify_service(
-            service, tls_certificate_sha256=tls_sha256, trust=trust, now=datetime.now(UTC)
-        )
-        if not attested.attested and tls_sha256 is not None and fingerprint is None:
-            # Nothing vouches for the certificate we pinned: trust it the usual way instead.
-            await http.aclose()
-            http = httpx.AsyncClient(base_url=base, verify=not insecure, timeout=timeout)
-            service = await _service(http)
-            attested = verify_service(
-                service, tls_certificate_sha256=None, trust=trust, now=datetime.now(UTC)
-            )
-    except BaseException:
-        await http.aclose()
-        raise
-    return http, service, attested
-
-
-async def _send(client: httpx.AsyncClient, method: str, path: str, **kw: object) -> JSON:
-    try:
-        response = await client.request(method, path, **kw)  # type: ignore[arg-type]
-    except httpx.HTTPError as exc:
-        raise ServiceUnreachable(
-            f"{method} {path} failed: {type(exc).__name__}: {exc}; is the server running?"
-        ) from None
-    if response.status_code >= 400:
-        raise error_from_response(response, response.content)
-    return loads_strict(response.content, what=f"answer to {method} {path}")
-
-
-async def create_consortium(
-    url: str,
-    operator: SigningKey,
-    *,
-    consortium: str,
-    name: str,
-    members: Sequence[JSONObject],
-    template: str = "default",
-    fingerprint: str | None = None,
-    insecure: bool = False,
-    trust: Trust | None = None,
-    on_attested: Callable[[Attested], None] | None = None,
-) -> JSONObject:
-    """PROTOCOL.md section 8: create a consortium with an operator key the server trusts
-    (after attesting the TEP, as :func:`open_service`; ``on_attested`` hears the verdict
-    before the request is sent)."""
-    body = sign_creation(
-        operator,
-        consortium=consortium,
-        name=name,
-        members=members,
-        now=int(time.time()),
-        template=template,
-    )
-    http, _, attested = await open_service(
-        url, fingerprint=fingerprint, insecure=insecure, trust=trust
-    )
-    if on_attested is not None:
-        on_attested(attested)
-    try:
-        answer = await _send(
-            http, "POST", "/v1/consortia", content=body, headers={"content-type": JOSE}
-        )
-    finally:
-        await http.aclose()
-    if not isinstance(answer, dict):
-        raise ServiceUnreachable("the creation answer is not a JSON object")
-    return answer
-
-
-class MemberClient:
+class MemberClient(Session):
     """One member of one consortium, talking to a TEP over HTTPS."""
-
-    def __init__(
-        self,
-        url: str,
-        keys: MemberKeys,
-        consortium: str,
-        *,
-        fingerprint: str | None = None,
-        insecure: bool = False,
-        trust: Trust | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.url = url
-        self.keys = keys
-        self.member = keys.member_id
-        self.consortium = consortium
-        self._fingerprint = fingerprint
-        self._insecure = insecure
-        self._trust = trust
-        self._timeout = timeout
-        self._http: httpx.AsyncClient | None = None
-        self._service: JSONObject | None = None
-        self._attested: Attested | None = None
-        self._token: tuple[str, float] | None = None
-        # Every notification up to this id was committed before any later call() submits.
-        self._floor = 0
 
     def __repr__(self) -> str:
         return f"MemberClient({self.url!r}, member={self.member!r}, consortium={self.consortium!r})"
-
-    async def __aenter__(self) -> MemberClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def connect(self) -> None:
-        """Attest the TEP and pin what it attests (:func:`open_service`), or, on a virtual
-        TEP, set up TLS as before (pinned when a fingerprint was given)."""
-        if self._http is not None:
-            return
-        http, service, attested = await open_service(
-            self.url,
-            fingerprint=self._fingerprint,
-            insecure=self._insecure,
-            trust=self._trust,
-            timeout=self._timeout,
-        )
-        self._http, self._service, self._attested = http, service, attested
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        """The underlying httpx client (after :meth:`connect`)."""
-        if self._http is None:
-            raise ServiceUnreachable("call connect() (or use `async with`) first")
-        return self._http
-
-    @property
-    def attested(self) -> Attested:
-        """What was established about the TEP at :meth:`connect` (``attested`` false on
-        the virtual platform)."""
-        if self._attested is None:
-            raise ServiceUnreachable("call connect() (or use `async with`) first")
-        return self._attested
-
-    @property
-    def service(self) -> JSONObject:
-        """The service document (keys, platform kind, templates)."""
-        if self._service is None:
-            raise ServiceUnreachable("call connect() (or use `async with`) first")
-        return self._service
-
-    def _service_encryption_key(self) -> PublicEncryptionKey:
-        return PublicEncryptionKey.from_jwk(
-            self.attested.encryption_key, what="service encryption_key"
-        )
-
-    def token(self) -> str:
-        """A bearer JWT for reads (reused for a few minutes, then renewed)."""
-        now = time.time()
-        if self._token is None or now - self._token[1] > _TOKEN_REUSE:
-            token = issue_token(
-                self.keys, audience=self.consortium, now=int(now), lifetime=_TOKEN_LIFETIME
-            )
-            self._token = (token, now)
-        return self._token[0]
-
-    def _path(self, tail: str) -> str:
-        return f"/v1/consortia/{quote(self.consortium, safe='')}/{tail}"
-
-    async def _get(self, tail: str, params: dict[str, str] | None = None) -> JSON:
-        headers = {"authorization": f"Bearer {self.token()}"}
-        return await _send(self.http, "GET", self._path(tail), params=params, headers=headers)
 
     # -- executeAction ----------------------------------------------------------------------
 
@@ -318,7 +91,7 @@ class MemberClient:
         )
         if encrypt:
             body = encrypt_compact(body.encode("ascii"), self._service_encryption_key())
-        answer = await _send(
+        answer = await send(
             self.http, "POST", self._path("actions"), content=body, headers={"content-type": JOSE}
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("txid"), str):

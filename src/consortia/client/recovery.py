@@ -19,7 +19,9 @@ from typing import Final
 
 from consortia._json import JSON, JSONObject
 from consortia.client._transport import ServiceUnreachable
-from consortia.client.member import MemberClient, _connect, _send
+from consortia.client.member import MemberClient
+from consortia.client.service import connect as _connect
+from consortia.client.service import send as _send
 from consortia.errors import BadRequest
 from consortia.identity.keys import MemberKeys
 from consortia.ledger.recovery import open_share, sign_holder_proof, sign_submission
