@@ -27,8 +27,14 @@ from consortia.governance.analytics_policy import AnalyticsPolicy
 from consortia.governance.constitution import Constitution
 from consortia.governance.parse import parse_member
 from consortia.identity.keys import MemberKeys
+from consortia.telco.insights import TELCO_INSIGHTS, register_telco_insights
 
 MEMBERS = ("telco", "vendorA", "vendorB", "installer")
+
+
+@pytest.fixture(autouse=True)
+def _telco_plug() -> None:
+    register_telco_insights()  # as the server and the CLI wire it
 
 
 @pytest.fixture
@@ -72,8 +78,9 @@ def test_a_full_viewer_sees_every_member(store: duckdb.DuckDBPyConnection, day: 
     assert ins.others is None
     installer = next(m for m in ins.members if m.member == "installer")
     assert installer.codes == {"permission_denied": 6}
-    assert [o.placed_by for o in ins.orders] == ["telco"] * 24
-    assert {s.supplier for s in ins.stock} == {"vendorA", "vendorB"}
+    telco = TELCO_INSIGHTS.section(ins)
+    assert [o.placed_by for o in telco.orders] == ["telco"] * 24
+    assert {s.supplier for s in telco.stock} == {"vendorA", "vendorB"}
     assert {v.requester for v in ins.votes} == {"telco", "vendorA", "vendorB"}
 
 
@@ -88,9 +95,10 @@ def test_a_member_sees_its_own_rows_and_only_totals_of_the_others(
     assert ins.others.total == sum(1 for e in day.events if e.member != "vendorA")
     assert ins.others.codes == {"permission_denied": 6, "action_failed": 4}
     # Orders were placed by telco: none are vendorA's rows, but the aggregates count them.
-    assert ins.orders == [] and len(ins.orders_all) == 24
-    assert [s.supplier for s in ins.stock] == ["vendorA"]
-    assert ins.stock_total.reserved == 62 and ins.stock_total.leak == 2
+    telco = TELCO_INSIGHTS.section(ins)
+    assert telco.orders == [] and len(telco.orders_all) == 24
+    assert [s.supplier for s in telco.stock] == ["vendorA"]
+    assert telco.stock_total.reserved == 62 and telco.stock_total.leak == 2
     assert [v.requester for v in ins.votes] == [None, "vendorA", None]
     # Alerts name their member, but only to those alert_to names (who are told anyway).
     text = render_insights(_view(store, Viewer("vendorA", alerts=False)))

@@ -7,7 +7,8 @@ the ledger and the analytics store (``analytics.duckdb``) directly; ``--member``
 view, it proves nothing. Both get the same JSON document
 (:func:`~consortia.analytics.insights.insights_json`) and render tables and ``--plot`` PNG
 charts (:mod:`consortia.analytics.plots`, the Telco pack's from :mod:`consortia.telco.plots`)
-from it.
+from it. The command registers the Telco insights plug before it computes or reads a
+document (:func:`~consortia.telco.insights.register_telco_insights`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from consortia.governance.constitution import Constitution
 from consortia.identity.box import Sealer
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.sqlite import SQLiteStore
-from consortia.telco.insights import OrderInsights, StockLine
+from consortia.telco.insights import OrderInsights, StockLine, register_telco_insights
 
 __all__ = [
     "add_insights_parser",
@@ -307,6 +308,7 @@ async def _remote(args: argparse.Namespace) -> int:
 
 
 def _insights(args: argparse.Namespace) -> int:
+    register_telco_insights()  # the document, computed or read, carries the Telco section
     if args.bucket is not None and args.bucket < 1:
         raise BadRequest(f"--bucket must be a positive number of seconds, not {args.bucket}")
     if args.since is not None and args.since < 0:

@@ -10,6 +10,10 @@ store is read through the backend and under the lock its writes take, on a worke
 and outside the consortium's lock, so a slow query holds neither a commit nor the sink
 (the sink only queues). A store held by another process answers ``unavailable`` with
 ``Retry-After``; a platform without analytics answers ``not_found``.
+
+Wiring the route registers the Telco pack's insights plug with analytics
+(:func:`~consortia.telco.insights.register_telco_insights`), so the document carries its
+orders and stock.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from consortia.errors import BadRequest, NotFound
 from consortia.governance.constitution import Constitution
 from consortia.server._http import Handler, bearer, consortium_id, endpoint, json_response, query
 from consortia.server._lanes import Sequencer
+from consortia.telco.insights import register_telco_insights
 
 __all__ = ["MAX_BUCKET", "insights_endpoint"]
 
@@ -59,7 +64,11 @@ def _since(value: str | None) -> float | None:
 
 
 def insights_endpoint(sequencer: Sequencer, platform: Platform) -> Handler:
-    """The route handler, bound to the app's sequencer and platform."""
+    """The route handler, bound to the app's sequencer and platform.
+
+    Registers the Telco insights plug: the served insights carry its section.
+    """
+    register_telco_insights()
     gate = asyncio.Semaphore(_QUERIES)
 
     @endpoint

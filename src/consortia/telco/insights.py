@@ -1,7 +1,11 @@
 """Order cycle times and stock leak per supplier, replayed from the Telco pack's events.
 
-The pack's insights plug (:data:`TELCO_INSIGHTS`, registered with analytics by
-``consortia.telco``). Analytics never reads the ledger: the plug sees only the committed
+The pack's insights plug (:data:`TELCO_INSIGHTS`). Importing the pack registers nothing:
+the places that wire a platform (the server's insights route, the ``consortia insights``
+command) call :func:`register_telco_insights`, and :meth:`TelcoInsights.section` gives the
+Telco section of an :class:`~consortia.analytics.insights.Insights`.
+
+Analytics never reads the ledger: the plug sees only the committed
 events of the Telco actions and the parameter fields the template's analytics policy grants
 them (:data:`~consortia.telco.template.ANALYTICS_GRANTS`: ids and quantities; never prices
 or serials). From those it replays what the actions do to device orders and stock,
@@ -34,7 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from consortia._json import JSON
-from consortia.analytics.insights import DomainEvent, Insights, Viewer
+from consortia.analytics.insights import DomainEvent, Insights, Viewer, register_domain
 from consortia.telco.template import ANALYTICS_GRANTS
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "StockLine",
     "TelcoEvent",
     "TelcoInsights",
+    "register_telco_insights",
     "replay_orders",
 ]
 
@@ -329,7 +334,10 @@ class OrderInsights:
 
     @classmethod
     def of(cls, ins: Insights) -> OrderInsights | None:
-        """The Telco section of ``ins``; None when the plug was not registered."""
+        """The Telco section of ``ins``; None when the plug was not registered.
+
+        :meth:`TelcoInsights.section` is the same, for callers that need the section.
+        """
         section = ins.domains.get(TELCO_INSIGHTS.name)
         return section if isinstance(section, cls) else None
 
@@ -391,6 +399,13 @@ class TelcoInsights:
             skipped_order_events=flow.skipped,
         )
 
+    def section(self, ins: Insights) -> OrderInsights:
+        """This plug's section of ``ins``; KeyError when the plug was not registered."""
+        section = ins.domain(self.name)
+        if not isinstance(section, OrderInsights):
+            raise TypeError(f"the {self.name!r} section of these insights is not the Telco pack's")
+        return section
+
     def from_json(self, doc: Mapping[str, Any]) -> OrderInsights:
         """The section read back from an insights document; ``leak``/``cycle_s`` recomputed."""
         return OrderInsights(
@@ -402,5 +417,16 @@ class TelcoInsights:
         )
 
 
-#: The plug ``consortia.telco`` registers with analytics.
+#: The Telco pack's insights plug; :func:`register_telco_insights` adds it to analytics.
 TELCO_INSIGHTS = TelcoInsights()
+
+
+def register_telco_insights() -> TelcoInsights:
+    """Add the Telco plug to every insights computed or read from now on; return it.
+
+    The one place the pack registers with analytics, called where a platform is wired (the
+    server's insights route, the ``consortia insights`` command). Calling it again is
+    harmless: a plug of the same name is replaced.
+    """
+    register_domain(TELCO_INSIGHTS)
+    return TELCO_INSIGHTS
