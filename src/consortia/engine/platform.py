@@ -12,13 +12,13 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
 
 from consortia._json import JSONObject, canonical, json_list
 from consortia.analytics.embedded import default_sink
 from consortia.analytics.events import Alert, EventSink
 from consortia.analytics.redact import ObjectRefs, derive_ref_key
 from consortia.analytics.sink import BufferedSink, SinkStats
+from consortia.engine.admission import PLATFORM_NOTES, Admission
 from consortia.engine.alerts import AlertInbox, stage_alert
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import (
@@ -26,12 +26,12 @@ from consortia.engine.consortium import (
 )
 from consortia.engine.datadir import DataDir
 from consortia.engine.genesis import build_constitution, founders_of, stage_genesis
+from consortia.engine.groupcommit import GroupCommit
 from consortia.engine.observe import AnalyticsHook
+from consortia.engine.operator import OperatorGate
 from consortia.engine.outcomes import Created, Outcome
-from consortia.engine.pipeline import ActionSandbox, Pipeline, RequestTrace
-from consortia.engine.recovery import issue_shares
+from consortia.engine.pipeline import ActionSandbox, Pipeline
 from consortia.engine.request import (
-    operator_nonce_name,
     parse_operator_request,
     unwrap_body,
 )
@@ -42,15 +42,11 @@ from consortia.errors import (
     BadSignature,
     ConsortiaError,
     NotFound,
-    Replay,
     StaleRequest,
     Unavailable,
     UnknownMember,
 )
-from consortia.governance.constitution import (
-    Constitution,
-)
-from consortia.governance.platform_policy import PlatformPolicy, RunningPlatform, check_platform
+from consortia.governance.platform_policy import RunningPlatform
 from consortia.governance.templates import DEFAULT_TEMPLATE, Template
 from consortia.identity.box import Sealer
 from consortia.identity.jws import ParsedJWS
@@ -73,19 +69,6 @@ Random = Callable[[int], bytes]
 AlertListener = Callable[[str], None]
 
 
-class _RequestFault(Exception):
-    """One request of a batch failed unexpectedly; the batch is retried without it."""
-
-    def __init__(self, index: int, error: ConsortiaError) -> None:
-        super().__init__(index)
-        self.index = index
-        self.error = error
-
-
-class _CommitFault(Exception):
-    """The commit of a batch failed unexpectedly: the culprit is not known."""
-
-
 def _not_a_member(kid: str, cid: str) -> UnknownMember:
     """The one answer to a reader who is no member, whether or not the consortium exists."""
     return UnknownMember(
@@ -97,15 +80,6 @@ def _not_a_member(kid: str, cid: str) -> UnknownMember:
 
 def _wall_clock() -> int:
     return int(time.time())
-
-
-#: What ``GET /v1/service`` says of each platform kind, in one line.
-_PLATFORM_NOTES: Final = {
-    "virtual": "virtual: no hardware protection of data in use; nothing is attested",
-    "simulated-snp": "simulated SEV-SNP: reports signed by a test key the operator holds; "
-    "they prove nothing about the hardware",
-    "sev-snp": "AMD SEV-SNP: memory encrypted by the CPU; verify the attestation before use",
-}
 
 
 class Platform:
@@ -127,12 +101,15 @@ class Platform:
     ) -> None:
         self.store = store
         self._node_key = node_key
-        self.operator_keys = tuple(operator_keys)
         self.templates = dict(templates or {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE})
         self.sandbox = sandbox
         self.clock = clock
         self.random = random
         self.service = service or ServiceIdentity.load_or_create(store, node_key)
+        #: Checks creation requests and operator tokens against the operator keys.
+        self.operators = OperatorGate(
+            operator_keys, store=store, service=self.service, node_key=node_key, clock=clock
+        )
         self.sealer = Sealer(self.service.encryption)
         self.pipeline = Pipeline(sandbox, self.service.encryption)
         self._runtimes: dict[str, ConsortiumRuntime] = {}
@@ -148,11 +125,23 @@ class Platform:
         #: Called (from any thread) with the consortium id after :meth:`submit_alert`.
         self.alert_listener: AlertListener | None = None
         #: The TEP this engine runs in; each consortium's platform policy decides whether it
-        #: is served here (:meth:`_not_accepted`).
-        self.running = running or RunningPlatform()
-        #: Per consortium: the platform policy last checked and the refusal it gave (None:
-        #: accepted), so the check runs once per voted policy, not per request.
-        self._verdicts: dict[str, tuple[PlatformPolicy | None, str | None]] = {}
+        #: is served here.
+        self.admission = Admission(running or RunningPlatform())
+        #: Step 6 and the fault isolation around it.
+        self._group = GroupCommit(
+            pipeline=self.pipeline,
+            admission=self.admission,
+            node_key=node_key,
+            encryption_key=self.service.encryption,
+            clock=clock,
+            random=random,
+            hook=self._hook,
+        )
+
+    @property
+    def running(self) -> RunningPlatform:
+        """The TEP this engine runs in."""
+        return self.admission.running
 
     def __repr__(self) -> str:
         return f"Platform(store={type(self.store).__name__}, consortia={len(self._runtimes)})"
@@ -230,7 +219,7 @@ class Platform:
             {
                 "platform": self.running.kind,
                 "attestation": None,
-                "note": _PLATFORM_NOTES[self.running.kind],
+                "note": PLATFORM_NOTES[self.running.kind],
                 "version": "1",
                 "templates": json_list(sorted(self.templates)),
             }
@@ -256,37 +245,6 @@ class Platform:
             self._runtimes[cid] = runtime
         return runtime
 
-    def _not_accepted(self, cid: str, constitution: Constitution) -> str | None:
-        """Why this TEP may not serve ``cid`` under ``constitution``; None when it may.
-
-        The consortium's platform policy (``setPlatformPolicy``) decides; the verdict is
-        kept per consortium until the policy object changes.
-        """
-        policy = constitution.platform_policy
-        if policy is None:
-            return None
-        cached = self._verdicts.get(cid)
-        if cached is not None and cached[0] is policy:
-            return cached[1]
-        reason = check_platform(policy, self.running)
-        refusal = (
-            None
-            if reason is None
-            else (
-                f"this TEP is not accepted by consortium {cid!r}: {reason}; send this to a "
-                "TEP the consortium's platform policy accepts, or have the members vote a new "
-                "policy (setPlatformPolicy) on one"
-            )
-        )
-        self._verdicts[cid] = (policy, refusal)
-        return refusal
-
-    def _require_accepted(self, cid: str, constitution: Constitution) -> None:
-        """Raise ``unavailable`` unless the consortium's platform policy accepts this TEP."""
-        refusal = self._not_accepted(cid, constitution)
-        if refusal is not None:
-            raise Unavailable(refusal)
-
     # -- consortium creation (PROTOCOL.md section 8) ----------------------------------------
 
     def create_consortium(self, body: str | bytes) -> Created:
@@ -298,51 +256,9 @@ class Platform:
         except ConsortiaError as exc:
             raise exc.with_txid(txid) from None
 
-    def _verify_operator(self, jws: ParsedJWS) -> None:
-        for key in self.operator_keys:
-            try:
-                jws.verify(key)
-            except BadSignature:
-                continue
-            return
-        raise BadSignature("the request is not signed by an operator key this platform trusts")
-
-    def verify_operator_token(self, token: str, *, audience: str) -> None:
-        """Check a bearer JWT signed by an operator key (``kid`` and ``iss`` "operator")
-        for ``audience`` (e.g. ``metrics``); raises ``bad_signature`` or the claim's error."""
-        parsed = read_token(token)
-        if parsed.kid != "operator":
-            raise BadSignature("this endpoint takes a bearer token signed by an operator key")
-        for key in self.operator_keys:
-            try:
-                verify_token(parsed, key, audience=audience, now=self.clock())
-            except BadSignature:
-                continue
-            return
-        raise BadSignature("the token is not signed by an operator key this platform trusts")
-
-    def _operator_nonce(self, nonce: str, txid: str) -> str:
-        """The meta entry of an operator nonce; ``replay`` if another request used it.
-
-        Operator nonces are platform-wide: each consortium's own nonces are keyed by its
-        ledger secret, which a consortium being created does not have yet.
-        """
-        name = operator_nonce_name(self.service.operator_nonce_key(), nonce)
-        # A store written before the marks were keyed by the service key has them under the
-        # node key; until a recovery replaces it, those still count.
-        used_by = self.store.meta_get(name) or self.store.meta_get(
-            operator_nonce_name(self._node_key, nonce)
-        )
-        if used_by is not None and used_by != txid.encode():
-            raise Replay(
-                f"operator nonce already used by creation request {used_by.decode()}; sign "
-                "each creation request with a fresh nonce"
-            )
-        return name
-
     def _create(self, jws: ParsedJWS, txid: str) -> Created:
         request = parse_operator_request(jws)
-        self._verify_operator(jws)
+        self.operators.verify(jws)
         cid = request.consortium
         if self.store.consortium(cid) is not None:
             genesis = self.store.tx_by_seqno(cid, 0)
@@ -352,7 +268,7 @@ class Platform:
         now = self.clock()
         if abs(now - request.iat) > IAT_WINDOW:
             raise StaleRequest(f"iat {request.iat} is more than {IAT_WINDOW} s from now ({now})")
-        nonce_name = self._operator_nonce(request.nonce, txid)
+        nonce_name = self.operators.nonce_name(request.nonce, txid)
         template = self.templates.get(request.template)
         if template is None:
             raise BadRequest(
@@ -385,7 +301,7 @@ class Platform:
         seqno = stage_genesis(batch, request, template, founders, constitution, now=now)
         # Before the commit: a crash in between burns the nonce for this very request only.
         self.store.meta_put(nonce_name, txid.encode())
-        self._commit(runtime, batch, now, reissue=True)
+        self._group.commit(runtime, batch, now, reissue=True)
         self._runtimes[cid] = runtime
         return Created(cid, txid, seqno)
 
@@ -416,167 +332,7 @@ class Platform:
         runtime = self.runtime(cid)
         if self._alerts.waiting(cid):
             self.apply_alerts(cid)
-        failed: dict[int, ConsortiaError] = {}
-        while True:
-            try:
-                return self._attempt(runtime, bodies, failed)
-            except _RequestFault as fault:
-                failed[fault.index] = fault.error
-            except _CommitFault:
-                if len(bodies) - len(failed) <= 1:
-                    return self._attempt(runtime, bodies, failed, commit_fault_fails=True)
-                return self._one_at_a_time(runtime, bodies, failed)
-
-    def _one_at_a_time(
-        self,
-        runtime: ConsortiumRuntime,
-        bodies: Sequence[str | bytes],
-        failed: Mapping[int, ConsortiaError],
-    ) -> list[Outcome | ConsortiaError]:
-        """Commit each request in a batch of its own (after a commit fault), in order."""
-        answers: list[Outcome | ConsortiaError] = []
-        for index, body in enumerate(bodies):
-            earlier = failed.get(index)
-            if earlier is not None:
-                answers.append(earlier)
-                continue
-            alone: dict[int, ConsortiaError] = {}
-            try:
-                (answer,) = self._attempt(runtime, [body], alone, commit_fault_fails=True)
-            except _RequestFault as fault:
-                answer = fault.error
-            answers.append(answer)
-        return answers
-
-    def _attempt(
-        self,
-        runtime: ConsortiumRuntime,
-        bodies: Sequence[str | bytes],
-        failed: Mapping[int, ConsortiaError],
-        *,
-        commit_fault_fails: bool = False,
-    ) -> list[Outcome | ConsortiaError]:
-        """One try at a batch, skipping the requests in ``failed`` (answered as given).
-
-        Raises :class:`_RequestFault` naming the request that failed unexpectedly, or
-        :class:`_CommitFault` when the commit did (unless ``commit_fault_fails``: then every
-        request that would have changed something answers ``unavailable``). Nothing reaches
-        the runtime before the commit is durable, so a try that raised leaves no trace.
-        """
-        hook = self._hook
-        batch = Batch.of(runtime)
-        now = self.clock()
-        answers: list[Outcome | ConsortiaError] = []
-        traces: list[RequestTrace] = []
-        for index, body in enumerate(bodies):
-            trace = None
-            if hook is not None:
-                trace = RequestTrace(time.perf_counter())
-                traces.append(trace)
-            earlier = failed.get(index)
-            if earlier is not None:
-                answers.append(earlier)
-                continue
-            # Checked before each request: one that sets a policy rejecting this TEP
-            # commits, and the requests after it (in this batch too) are refused.
-            refusal = self._not_accepted(runtime.cid, batch.constitution)
-            if refusal is not None:
-                answers.append(Unavailable(refusal, txid=self._txid_of(body)))
-                continue
-            try:
-                answers.append(self.pipeline.process(batch, body, now, trace))
-            except ConsortiaError as exc:
-                answers.append(exc)
-            except Exception as exc:  # noqa: BLE001 - fails this request only
-                raise _RequestFault(index, self._internal_error(runtime.cid, body, exc)) from None
-        try:
-            committed = self._commit(runtime, batch, now)
-        except Unavailable as exc:
-            # Storage refused: nothing reached the runtime, the batch is simply dropped.
-            answers = [
-                Unavailable(exc.message, txid=a.txid) if not isinstance(a, ConsortiaError) else a
-                for a in answers
-            ]
-            committed = False
-        except Exception as exc:  # isolated by the caller
-            log.error(
-                "group commit of %s failed unexpectedly (%s); %s",
-                runtime.cid,
-                type(exc).__name__,
-                "refusing its requests" if commit_fault_fails else "committing one at a time",
-            )
-            log.debug("group commit failure", exc_info=True)
-            if not commit_fault_fails:
-                raise _CommitFault from None
-            answers = [
-                a
-                if isinstance(a, ConsortiaError)
-                else Unavailable(
-                    "the platform could not commit this request; retry with the same request",
-                    txid=a.txid,
-                )
-                for a in answers
-            ]
-            committed = False
-        if hook is not None:
-            decided = [p for p in batch.proposals.values() if not p.is_open] if committed else []
-            hook.executed(runtime, traces, answers, decided)
-        return answers
-
-    def _internal_error(self, cid: str, body: str | bytes, exc: Exception) -> ConsortiaError:
-        """The answer to a request that failed unexpectedly; logs its type, never its text
-        or traceback at the default level (either could carry request data)."""
-        log.error(
-            "a request to %s failed unexpectedly (%s); it alone is refused, the rest of its "
-            "batch goes on",
-            cid,
-            type(exc).__name__,
-        )
-        log.debug("request failure", exc_info=exc)
-        txid: str | None
-        try:
-            txid = unwrap_body(body, self.service.encryption).txid
-        except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
-            txid = None
-        return Unavailable(
-            "the platform could not process this request (an internal error); it changed "
-            "nothing. Retrying the same request will likely fail the same way: report it "
-            "to the operator",
-            txid=txid,
-        )
-
-    def _txid_of(self, body: str | bytes) -> str | None:
-        """The request's txid, if its body parses (a courtesy in a refusal)."""
-        try:
-            return unwrap_body(body, self.service.encryption).txid
-        except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
-            return None
-
-    def _commit(
-        self, runtime: ConsortiumRuntime, batch: Batch, now: int, *, reissue: bool = False
-    ) -> bool:
-        """Step 6, the one commit sequence (a batch, or a genesis with ``reissue``): rotate
-        the keyring if the batch asks, (re-)issue the recovery shares, commit ``batch``
-        durably, then apply it; False if it holds nothing.
-
-        Raises ``unavailable`` when storage refuses; the runtime is then unchanged.
-        """
-        cid = runtime.cid
-        if batch.rekey:
-            batch.new_keyring = runtime.keyring.rotated(random=self.random)
-            batch.rows.keyring = wrap(
-                self._node_key,
-                batch.new_keyring.to_bytes(),
-                b"keyring|" + cid.encode(),
-                random=self.random,
-            )
-        issue_shares(batch, self.service, force=batch.rekey or reissue)
-        rows = batch.finish(now=now)
-        if not rows:
-            return False
-        self.store.commit(cid, rows)
-        runtime.apply(batch)
-        return True
+        return self._group.run(runtime, bodies)
 
     # -- analytics: events out, alerts back in ----------------------------------------------
 
@@ -626,7 +382,7 @@ class Platform:
         except NotFound:
             self._alerts.drop(len(pending))
             return 0
-        if self._not_accepted(cid, runtime.constitution) is not None:
+        if self.admission.refusal(cid, runtime.constitution) is not None:
             # This TEP may not write to the consortium; the detector's alerts are dropped.
             self._alerts.drop(len(pending))
             log.warning("misuse alerts for %s dropped: its platform policy rejects this TEP", cid)
@@ -642,7 +398,7 @@ class Platform:
                 self._alerts.drop(1)
                 log.warning("misuse alert for %s dropped: %s", cid, exc.code)
         try:
-            self._commit(runtime, batch, now)
+            self._group.commit(runtime, batch, now)
         except Unavailable:
             self._alerts.put_back(cid, pending)
             return 0
@@ -654,7 +410,7 @@ class Platform:
         """Reads as ``member`` (already authenticated by the caller, e.g. in-process)."""
         runtime = self.runtime(cid)
         runtime.constitution.active_member(member)
-        self._require_accepted(cid, runtime.constitution)
+        self.admission.require(cid, runtime.constitution)
         return MemberView(runtime, member, hook=self._hook)
 
     def reader(self, cid: str, bearer_token: str) -> MemberView:
@@ -687,7 +443,7 @@ class Platform:
                 raise _not_a_member(parsed.kid, cid) from None
             raise
         # Only after authentication: a caller who is no member learns nothing of the policy.
-        self._require_accepted(cid, runtime.constitution)
+        self.admission.require(cid, runtime.constitution)
         return MemberView(runtime, member.id, hook=self._hook)
 
     def newest_notification_ids(self, cid: str, members: Iterable[str]) -> dict[str, int]:

@@ -151,7 +151,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         client = request.client.host if request.client is not None else ""
         local = service.exposure.metrics_local and client in ("127.0.0.1", "::1")
         if not local:
-            platform.verify_operator_token(bearer(request, who="an operator"), audience="metrics")
+            platform.operators.verify_token(bearer(request, who="an operator"), audience="metrics")
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @endpoint
