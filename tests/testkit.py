@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from consortia import Platform, SigningKey
-from consortia.governance.templates import DEFAULT_TEMPLATE
+from consortia.governance.templates import DEFAULT_TEMPLATE, Template
 from consortia.server.run import ServerConfig, ServerThread
 from consortia.server.tls import certificate_fingerprint, ensure_self_signed
 from consortia.telco import TELCO_TEMPLATE
 
-__all__ = ["T0", "Clock", "TLSServer", "js", "storage_fingerprint", "tls_server"]
+__all__ = ["T0", "TEMPLATES", "Clock", "TLSServer", "js", "storage_fingerprint", "tls_server"]
 
 
 def js(value: object) -> Any:
@@ -52,6 +52,10 @@ class Clock:
         return self.now
 
 
+#: Both templates a platform offers in the served and Telco scenarios.
+TEMPLATES: Mapping[str, Template] = {"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE}
+
+
 @dataclass(frozen=True)
 class TLSServer:
     """A served platform: its URL, the certificate pin, the operator key, the platform."""
@@ -68,11 +72,7 @@ def tls_server(tmp: Path) -> Iterator[TLSServer]:
     (analytics on, as ``consortia serve`` runs it), stopped when the block ends."""
     cert, key, _ = ensure_self_signed(tmp, "127.0.0.1")
     operator = SigningKey.generate()
-    platform = Platform.open(
-        tmp / "tep",
-        operator_keys=[operator.verify_key],
-        templates={"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE},
-    )
+    platform = Platform.open(tmp / "tep", operator_keys=[operator.verify_key], templates=TEMPLATES)
     config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
     thread = ServerThread(platform, config).start()
     try:

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from consortia import Committed, MemberKeys, Platform, SigningKey, open_notification, sign_action
+from consortia import Committed
 from consortia._json import JSON, JSONObject
 from consortia.engine import Outcome
-from consortia.errors import ConsortiaError, NotFound
-from consortia.governance.templates import DEFAULT_TEMPLATE
-from consortia.protocol import sign_creation
+from consortia.errors import NotFound
 from consortia.sandbox import ActionRuntime
-from consortia.telco import TELCO_TEMPLATE
-from testkit import js, storage_fingerprint
+from testkit import TEMPLATES, js
+from world import BaseWorld
 
-T0 = 1_800_000_000
 CID = "telco-b2b"
 #: member id -> role: a Telco, two device vendors, a field installer, a customer, an auditor.
 ROLES = {
@@ -33,32 +27,13 @@ ROLES = {
 }
 
 
-@dataclass
-class TelcoWorld:
-    """The platform and the members' keys, with helpers that sign as a member."""
+class TelcoWorld(BaseWorld):
+    """The world of tests/world.py on consortium ``telco-b2b``, with helpers for the Telco
+    template's actions: results, TMF events and objects as each member sees them."""
 
-    data: Path
-    platform: Platform
-    keys: dict[str, MemberKeys] = field(default_factory=dict)
-    now: int = T0
-
-    def act(
-        self,
-        member: str,
-        action: str,
-        params: Mapping[str, object],
-        visible_to: Sequence[str] = (),
-    ) -> Outcome:
-        """Sign and execute a request as ``member``."""
-        body = sign_action(
-            self.keys[member],
-            consortium=CID,
-            action=action,
-            params=js(dict(params)),
-            now=self.now,
-            visible_to=visible_to,
-        )
-        return self.platform.execute(CID, body)
+    def act(self, member: str, action: str, params: Mapping[str, object], **kw: Any) -> Outcome:
+        """Sign and execute a request as ``member`` (``params`` as loosely typed as TMF)."""
+        return super().act(member, action, js(dict(params)), **kw)
 
     def ok(self, member: str, action: str, params: Mapping[str, object]) -> Any:
         """Execute, expect a commit, and return the caller's result."""
@@ -69,35 +44,22 @@ class TelcoWorld:
         self, member: str, action: str, params: Mapping[str, object], code: str = "action_failed"
     ) -> str:
         """Expect refusal ``code`` with storage unchanged; return the message."""
-        before = storage_fingerprint(self.data / "ledger.sqlite")
-        with pytest.raises(ConsortiaError) as caught:
-            self.act(member, action, params)
-        assert caught.value.code == code, caught.value
-        assert storage_fingerprint(self.data / "ledger.sqlite") == before
-        return caught.value.message
-
-    def _notes(self, member: str) -> list[tuple[str, JSON]]:
-        view = self.platform.member_view(CID, member)
-        service = self.platform.service.encryption.public_key
-        return [
-            (str(n["kind"]), open_notification(n, self.keys[member], service))
-            for n in view.notifications()
-        ]
+        return self.expect_refusal(code, lambda: self.act(member, action, params)).message
 
     def results(self, member: str) -> list[Any]:
         """Bodies of the member's ``result`` notifications."""
-        return [b for k, b in self._notes(member) if k == "result"]
+        return [b for k, b in self.notes(member) if k == "result"]
 
     def events(self, member: str, kind: str | None = None) -> list[Any]:
         """The TMF events the member received as notices, optionally of one eventType."""
-        out = [js(b) for k, b in self._notes(member) if k == "notice"]
+        out = [js(b) for k, b in self.notes(member) if k == "notice"]
         out = [e for e in out if isinstance(e, dict) and "eventType" in e]
         return [e for e in out if kind is None or e["eventType"] == kind]
 
     def read(self, member: str, key: str) -> Any:
         """The newest value of ``key`` the member may see, or None."""
         try:
-            return self.platform.member_view(CID, member).object(key)["value"]
+            return self.platform.member_view(self.cid, member).object(key)["value"]
         except NotFound:
             return None
 
@@ -105,34 +67,14 @@ class TelcoWorld:
 @contextmanager
 def telco_world(tmp_path: Path) -> Iterator[TelcoWorld]:
     """A platform offering both templates, with the Telco consortium created."""
-    operator = SigningKey.generate()
     runtime = ActionRuntime(isolation="inline")
-    platform = Platform.open(
-        tmp_path,
-        operator_keys=[operator.verify_key],
-        templates={"default": DEFAULT_TEMPLATE, "telco": TELCO_TEMPLATE},
-        sandbox=runtime,
-        clock=lambda: T0,
-    )
-    world = TelcoWorld(tmp_path, platform)
-    founders: list[JSONObject] = []
-    for member, role in ROLES.items():
-        world.keys[member] = MemberKeys.generate(member)
-        founders.append({**world.keys[member].public_info(), "info": {"role": role}})
-    platform.create_consortium(
-        sign_creation(
-            operator,
-            consortium=CID,
-            name="B2B orders",
-            members=founders,
-            now=T0,
-            template="telco",
-        )
-    )
+    world = TelcoWorld.open(tmp_path, cid=CID, templates=TEMPLATES, sandbox=runtime)
     try:
+        infos: dict[str, JSONObject] = {m: {"role": role} for m, role in ROLES.items()}
+        world.create(CID, tuple(ROLES), infos, template="telco", name="B2B orders")
         yield world
     finally:
-        platform.close()
+        world.close()
         runtime.close()
 
 
