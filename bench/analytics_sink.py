@@ -21,7 +21,7 @@ from pathlib import Path
 
 from consortia import MemberKeys, Platform, SigningKey, sign_action
 from consortia._json import JSONObject
-from consortia.protocol import sign_creation
+from consortia.wire import sign_creation
 
 CID = "bench"
 FOUNDERS = ("telco", "vendor", "installer")

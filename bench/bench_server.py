@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from consortia.engine import Committed, Outcome, Platform
-from consortia.engine.request import parse_action_request, unwrap_body
 from consortia.errors import ConsortiaError
 from consortia.governance.constitution import (
     ActionDefinition,
@@ -42,6 +41,7 @@ from consortia.sandbox import ActionRuntime
 from consortia.server.run import ServerConfig, serve
 from consortia.server.tls import ensure_self_signed
 from consortia.telco import TELCO_TEMPLATE
+from consortia.wire import parse_action_request, unwrap_body
 
 PUT_CODE = """
 def main(params):

@@ -31,8 +31,8 @@ from typing import Any
 import nacl.signing
 
 from consortia.identity.keys import MemberKeys
-from consortia.protocol import sign_action
 from consortia.server.tls import ensure_self_signed
+from consortia.wire import sign_action
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

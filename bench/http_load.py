@@ -49,7 +49,7 @@ import httpx
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import load_signing_key
 from consortia.identity.keys import MemberKeys, SigningKey
-from consortia.protocol import sign_action, sign_creation
+from consortia.wire import sign_action, sign_creation
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

@@ -27,7 +27,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.receipts import sign_root, verify_receipt
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import CommitBatch, NodeRow, SignedRootRow, TxRow
-from consortia.protocol import sign_creation
+from consortia.wire import sign_creation
 
 CID = "bench"
 CHUNK = 10_000

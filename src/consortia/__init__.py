@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from consortia.errors import ConsortiaError
 from consortia.identity.keys import MemberKeys, SigningKey, VerifyKey
-from consortia.protocol import open_notification, sign_action, sign_creation, sign_key_proof
+from consortia.wire import open_notification, sign_action, sign_creation, sign_key_proof
 
 if TYPE_CHECKING:
     from consortia.engine import Committed, Created, MemberView, Pending, Platform

@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 import rfc8785
 
-from consortia.errors import BadRequest
+from consortia.errors import ActionFailed, BadRequest, ConsortiaError
 
 __all__ = [
     "JSON",
@@ -27,6 +27,7 @@ __all__ = [
     "copy_json",
     "json_list",
     "loads_strict",
+    "require_fields",
 ]
 
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
@@ -255,3 +256,29 @@ def copy_json(value: JSON) -> JSON:
 def json_list(values: Iterable[JSON]) -> list[JSON]:
     """A ``list[JSON]`` of ``values`` (lists are invariant, so ``list[str]`` is not one)."""
     return list(values)
+
+
+def require_fields(
+    obj: JSON,
+    *,
+    what: str,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    error: type[ConsortiaError] = ActionFailed,
+) -> JSONObject:
+    """Check ``obj`` is an object with the required fields and no unknown ones; the
+    error names them (``action_failed`` unless ``error`` says which to raise)."""
+    if not isinstance(obj, dict):
+        raise error(f"{what} must be a JSON object, got {type(obj).__name__}")
+    required = tuple(required)
+    missing = [f for f in required if f not in obj]
+    if missing:
+        raise error(f"{what} is missing {', '.join(repr(m) for m in missing)}")
+    allowed = set(required) | set(optional)
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise error(
+            f"{what} has unknown field(s) {', '.join(repr(u) for u in unknown)}; "
+            f"expected {', '.join(sorted(allowed))}"
+        )
+    return obj

@@ -234,7 +234,7 @@ def test_the_detector_closes_the_loop_on_a_bad_signature_burst(tmp_path: Path) -
     import duckdb
 
     from consortia import Platform, SigningKey
-    from consortia.protocol import sign_creation
+    from consortia.wire import sign_creation
 
     operator = SigningKey.generate()
     platform = Platform.open(tmp_path, operator_keys=[operator.verify_key])

@@ -266,7 +266,7 @@ def test_a_granted_field_leaves_and_only_that_field(tmp_path: Path) -> None:
 
 def test_the_default_platform_writes_analytics_duckdb_in_its_data_dir(tmp_path: Path) -> None:
     from consortia import MemberKeys, Platform, SigningKey
-    from consortia.protocol import sign_creation
+    from consortia.wire import sign_creation
 
     operator = SigningKey.generate()
     platform = Platform.open(tmp_path, operator_keys=[operator.verify_key])

@@ -15,8 +15,8 @@ from consortia.analytics import Alert
 from consortia.analytics.embedded import LazyDetector
 from consortia.analytics.sink import BufferedSink
 from consortia.identity.jwt import issue_token
-from consortia.protocol import sign_operator_token
 from consortia.server.run import ServerConfig, ServerThread
+from consortia.wire import sign_operator_token
 
 JOSE = {"content-type": "application/jose"}
 

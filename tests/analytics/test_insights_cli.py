@@ -17,8 +17,8 @@ from consortia._json import JSONObject
 from consortia.cli.main import main
 from consortia.errors import ConsortiaError
 from consortia.governance.templates import DEFAULT_TEMPLATE
-from consortia.protocol import sign_creation
 from consortia.telco import TELCO_TEMPLATE
+from consortia.wire import sign_creation
 
 ROLES = {"telco": "seller", "vendorA": "supplier", "vendorB": "supplier", "installer": "installer"}
 

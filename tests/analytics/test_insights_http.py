@@ -30,8 +30,8 @@ from consortia.engine.datadir import ANALYTICS_FILE as STORE_NAME
 from consortia.errors import ConsortiaError
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import save_member_keys
-from consortia.protocol import sign_creation
 from consortia.server.run import ServerConfig, ServerThread
+from consortia.wire import sign_creation
 from testkit import tls_server
 
 # Not "telco-…": the member id "telco" must not appear in a document by accident.
@@ -40,6 +40,9 @@ CID = "b2b-1"
 
 @dataclass
 class World:
+    """The served platform of :func:`testkit.tls_server` as its members reach it: over TLS
+    with bearer tokens on wall-clock time, so not the in-process world of tests/world.py."""
+
     url: str
     pin: str
     platform: Platform

@@ -175,7 +175,7 @@ def test_update_permissions_validity_window(world: World) -> None:
 def test_an_operator_nonce_serves_one_creation_only(world: World) -> None:
     """Operator nonces are platform-wide: each consortium's own nonce table is keyed by a
     ledger secret the new consortium has not got yet, so it cannot catch a reuse."""
-    from consortia.protocol import sign_creation
+    from consortia.wire import sign_creation
 
     members = [world.keys[m].public_info() for m in ("telco", "vendor")]
 

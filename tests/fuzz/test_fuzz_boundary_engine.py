@@ -1,4 +1,4 @@
-"""Fuzz consortia.engine.request: unwrap_body and the action/operator payload checks."""
+"""Fuzz consortia.wire: unwrap_body and the action/operator payload checks."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consortia._json import JSON
-from consortia.engine.request import (
+from consortia.identity.jwe import encrypt_compact
+from consortia.wire import (
     ACTION_TYP,
     CREATE_TYP,
     parse_action_request,
     parse_operator_request,
     unwrap_body,
 )
-from consortia.identity.jwe import encrypt_compact
 
 _SERVICE = member_keys("service").encryption
 _ACTION: dict[str, JSON] = {

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.errors import ActionFailed, BadRequest, ConsortiaError
 from consortia.governance import (
     ActionDefinition,
@@ -30,7 +30,6 @@ from consortia.governance.parse import (
     parse_permissions,
     parse_proposal,
     parse_voting,
-    require_fields,
 )
 from consortia.identity.keys import EncryptionKey, SigningKey
 

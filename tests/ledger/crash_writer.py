@@ -25,7 +25,7 @@ from consortia.identity.jws import txid_of
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sqlite import SQLiteStore
-from consortia.protocol import sign_action, sign_creation
+from consortia.wire import sign_action, sign_creation
 
 CONSORTIUM = "crash"
 FOUNDERS = ("telco", "vendor", "installer")

@@ -18,7 +18,7 @@ from consortia._json import JSON, JSONObject
 from consortia.engine.execution import Execution
 from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sqlite import SQLiteStore
-from consortia.protocol import sign_action, sign_creation
+from consortia.wire import sign_action, sign_creation
 
 T0 = 1_800_000_000
 #: Action code the stand-in sandbox runs: params {"writes": [{"key","value","visible_to"?}],

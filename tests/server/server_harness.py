@@ -15,9 +15,9 @@ from consortia import MemberKeys, Platform, SigningKey, sign_action, sign_creati
 from consortia._json import JSONObject
 from consortia.attestation.providers import PlatformProvider
 from consortia.identity.jwt import issue_token
-from consortia.protocol import sign_operator_token
 from consortia.server import Limits, running_platform
 from consortia.server.run import ServerConfig, ServerThread
+from consortia.wire import sign_operator_token
 
 FOUNDERS = ("telco", "vendor", "installer")
 JOSE = {"content-type": "application/jose"}

@@ -16,7 +16,7 @@ from consortia import MemberKeys, Pending, Platform, SigningKey, open_notificati
 from consortia._json import JSON, JSONObject
 from consortia.engine import Outcome
 from consortia.errors import ConsortiaError
-from consortia.protocol import sign_action, sign_creation
+from consortia.wire import sign_action, sign_creation
 
 __all__ = ["ORDER_ACTION", "record_order_amendment", "run_demo"]
 

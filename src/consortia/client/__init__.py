@@ -1,6 +1,6 @@
 """The member SDK: a consortium member's side of PROTOCOL.md, over HTTPS.
 
-Depends on the wire protocol only (:mod:`consortia.identity`, :mod:`consortia.protocol`,
+Depends on the wire protocol only (:mod:`consortia.identity`, :mod:`consortia.wire`,
 the error codes), never on the server's internals; import-linter holds it to that.
 """
 

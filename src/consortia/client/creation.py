@@ -10,7 +10,7 @@ from consortia.client._transport import ServiceUnreachable
 from consortia.client.attest import Attested, Trust
 from consortia.client.service import JOSE, open_service, send
 from consortia.identity.keys import SigningKey
-from consortia.protocol import sign_creation
+from consortia.wire import sign_creation
 
 __all__ = ["create_consortium"]
 

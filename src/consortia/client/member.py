@@ -1,7 +1,7 @@
 """The member SDK: sign, submit, read and listen, over the wire protocol only.
 
 The seed's "common implementation library circulated amongst consortium members". It
-depends on :mod:`consortia.identity` and :mod:`consortia.protocol` (keys, JWS, JWT, boxes)
+depends on :mod:`consortia.identity` and :mod:`consortia.wire` (keys, JWS, JWT, boxes)
 and speaks PROTOCOL.md over HTTPS; it knows nothing of the server's internals.
 
     async with MemberClient(url, keys, "acme", fingerprint=pin) as client:
@@ -31,7 +31,7 @@ from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
 from consortia.identity.keys import VerifyKey
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
-from consortia.protocol import open_notification, sign_action
+from consortia.wire import open_notification, sign_action
 
 __all__ = ["MemberClient", "Notification", "Submitted", "create_consortium", "open_service"]
 

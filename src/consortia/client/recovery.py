@@ -25,7 +25,7 @@ from consortia.client.service import send as _send
 from consortia.errors import BadRequest
 from consortia.identity.keys import MemberKeys
 from consortia.ledger.recovery import open_share, sign_holder_proof, sign_submission
-from consortia.protocol import JOSE_MEDIA_TYPE
+from consortia.wire import JOSE_MEDIA_TYPE
 
 __all__ = [
     "SHARE_EVENT",

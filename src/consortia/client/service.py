@@ -26,7 +26,7 @@ from consortia.client._transport import (
     tls_verify,
 )
 from consortia.client.attest import Attested, Trust, verify_service
-from consortia.protocol import JOSE_MEDIA_TYPE
+from consortia.wire import JOSE_MEDIA_TYPE
 
 __all__ = ["JOSE", "connect", "fetch_service", "open_service", "send"]
 

@@ -33,7 +33,7 @@ from consortia.engine.consortium import GOV_MEMBERS, Write
 from consortia.engine.invocation import Invocation
 from consortia.errors import BadRequest
 from consortia.governance.constitution import MemberStatus
-from consortia.notify.messages import Notice
+from consortia.wire.notification import Notice
 
 __all__ = [
     "ALERT_ACTION",

@@ -45,7 +45,7 @@ from consortia.ledger.records import (
 )
 from consortia.ledger.sealed import SealedRows
 from consortia.ledger.store import CommitBatch, NodeRow, NonceRow, SignedRootRow, Store
-from consortia.notify.messages import Notice, seal_notice
+from consortia.wire.notification import Notice, seal_notice
 
 __all__ = ["Batch", "Committed"]
 

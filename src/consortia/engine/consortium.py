@@ -13,9 +13,9 @@ import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-from consortia._json import JSONObject, loads_strict
+from consortia._json import JSONObject
 from consortia.errors import ConsortiaError, NotFound
 from consortia.governance.analytics_policy import (
     DEFAULT_ANALYTICS_POLICY,
@@ -27,15 +27,23 @@ from consortia.governance.platform_policy import parse_platform_policy
 from consortia.governance.voting import Proposal
 from consortia.identity.box import Sealer
 from consortia.identity.keys import SigningKey
-from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap
+from consortia.ledger.crypto import Keyring, LedgerCorrupted
 from consortia.ledger.merkle import MerkleFrontier
 from consortia.ledger.receipts import SignedRoot
 from consortia.ledger.records import (
     TxRecord,
     notification_entry,
 )
-from consortia.ledger.sealed import SealedRows, StateVersion, Write, parent_of
+from consortia.ledger.sealed import (
+    SealedRows,
+    StateVersion,
+    Write,
+    open_info,
+    parent_of,
+    unwrap_keyring,
+)
 from consortia.ledger.store import (
+    CommitBatch,
     NameRow,
     NotificationRow,
     ProposalRow,
@@ -43,10 +51,7 @@ from consortia.ledger.store import (
     TxRow,
     VersionRow,
 )
-from consortia.notify.messages import Notice
-
-if TYPE_CHECKING:
-    from consortia.engine.batch import Batch
+from consortia.wire.notification import Notice
 
 __all__ = [
     "GOV_ACTIONS",
@@ -56,6 +61,7 @@ __all__ = [
     "GOV_RECOVERY",
     "GOV_SETTINGS",
     "ConsortiumRuntime",
+    "DurableBatch",
     "Notice",
     "StateVersion",
     "Write",
@@ -86,6 +92,21 @@ LATEST_CACHE_ENTRIES: Final = 4096
 #: A version stored in more bytes than this is read from storage each time, so the cache
 #: holds at most 16 MiB of stored values (a Telco object is a few hundred bytes).
 LATEST_CACHE_BLOB_BYTES: Final = 4 * 1024
+
+
+class DurableBatch(Protocol):
+    """What :meth:`ConsortiumRuntime.apply` takes over from a committed
+    :class:`~consortia.engine.batch.Batch`."""
+
+    overlay: dict[str, StateVersion]
+    next_seqno: int
+    frontier: MerkleFrontier
+    constitution: Constitution
+    new_keyring: Keyring | None
+    counters: dict[str, int]
+    rows: CommitBatch
+    queued: list[bytes]
+    proposals: dict[str, Proposal]
 
 
 class ConsortiumRuntime:
@@ -145,14 +166,8 @@ class ConsortiumRuntime:
         row = store.consortium(cid)
         if row is None:
             raise NotFound(f"no consortium {cid!r} on this platform")
-        keyring = Keyring.from_bytes(
-            unwrap(node_key, row.keyring, b"keyring|" + cid.encode(), what=f"keyring of {cid}")
-        )
-        info = loads_strict(
-            keyring.decrypt(row.info, b"info|" + cid.encode(), what=f"info of {cid}")
-        )
-        if not isinstance(info, dict):
-            raise LedgerCorrupted(f"info of {cid} is not an object")
+        keyring = unwrap_keyring(node_key, cid, row.keyring)
+        info = open_info(keyring, cid, row.info)
         runtime = cls(
             cid=cid,
             store=store,
@@ -381,7 +396,7 @@ class ConsortiumRuntime:
         """Every open proposal (the runtime keeps them all in memory)."""
         return list(self.proposals.values())
 
-    def apply(self, batch: Batch) -> None:
+    def apply(self, batch: DurableBatch) -> None:
         """After ``batch`` committed durably: take over its effects as the committed state."""
         self.forget_latest(batch.overlay)
         self.next_seqno = batch.next_seqno

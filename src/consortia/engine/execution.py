@@ -26,8 +26,8 @@ from consortia.errors import ActionFailed, BadRequest, ScopeViolation
 from consortia.governance.constitution import ActionDefinition, Constitution, Member
 from consortia.governance.voting import Proposal
 from consortia.ledger.records import Audience
-from consortia.notify.messages import Notice
 from consortia.sandbox.host import BuiltinTarget, CallTarget, StarlarkTarget
+from consortia.wire.notification import Notice
 
 __all__ = ["MAX_KEY_LENGTH", "Execution", "check_key"]
 

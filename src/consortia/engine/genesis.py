@@ -16,13 +16,13 @@ from consortia._json import JSONObject
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import GOV_ACTIONS, GOV_ANALYTICS, GOV_MEMBERS, GOV_SETTINGS
 from consortia.engine.invocation import Invocation
-from consortia.engine.request import OperatorRequest
 from consortia.errors import BadRequest
 from consortia.governance.constitution import Constitution, Member
 from consortia.governance.parse import parse_member
 from consortia.governance.templates import Template
 from consortia.ledger.sealed import Write
-from consortia.notify.messages import Notice
+from consortia.wire import OperatorRequest
+from consortia.wire.notification import Notice
 
 __all__ = ["GENESIS_ACTION", "build_constitution", "founders_of", "stage_genesis"]
 

@@ -18,13 +18,13 @@ from consortia.engine.admission import Admission
 from consortia.engine.batch import Batch
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.observe import AnalyticsHook
-from consortia.engine.outcomes import Outcome
 from consortia.engine.pipeline import Pipeline, RequestTrace
 from consortia.engine.recovery import issue_shares
-from consortia.engine.request import unwrap_body
 from consortia.errors import ConsortiaError, Unavailable
 from consortia.identity.keys import EncryptionKey
-from consortia.ledger.crypto import wrap
+from consortia.ledger.sealed import wrap_keyring
+from consortia.wire import unwrap_body
+from consortia.wire.outcomes import Outcome
 
 __all__ = ["GroupCommit"]
 
@@ -221,11 +221,8 @@ class GroupCommit:
         cid = runtime.cid
         if batch.rekey:
             batch.new_keyring = runtime.keyring.rotated(random=self._random)
-            batch.rows.keyring = wrap(
-                self._node_key,
-                batch.new_keyring.to_bytes(),
-                b"keyring|" + cid.encode(),
-                random=self._random,
+            batch.rows.keyring = wrap_keyring(
+                self._node_key, cid, batch.new_keyring, random=self._random
             )
         issue_shares(batch, force=batch.rekey or reissue)
         rows = batch.finish(now=now)

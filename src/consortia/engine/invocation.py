@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consortia._json import JSONObject
-from consortia.engine.request import ActionRequest
 from consortia.governance.voting import Proposal
+from consortia.wire import ActionRequest
 
 __all__ = ["Invocation"]
 

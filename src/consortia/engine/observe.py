@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from consortia.analytics.events import Event, EventSink
 from consortia.analytics.redact import ObjectRefs, execute_event, read_event
 from consortia.engine.consortium import ConsortiumRuntime
-from consortia.engine.outcomes import Committed, Outcome
 from consortia.engine.pipeline import RequestTrace
 from consortia.errors import ConsortiaError
 from consortia.governance.analytics_policy import DEFAULT_ANALYTICS_POLICY, AnalyticsPolicy
 from consortia.governance.voting import Proposal, ProposalStatus
+from consortia.wire.outcomes import Committed, Outcome
 
 __all__ = ["FAILED_CODES", "AnalyticsHook", "outcome_of"]
 

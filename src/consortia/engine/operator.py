@@ -8,9 +8,10 @@ its ledger secret, which a consortium being created does not have yet.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 
-from consortia.engine.request import operator_nonce_name
 from consortia.engine.service import ServiceIdentity
 from consortia.errors import BadSignature, Replay
 from consortia.identity.jws import ParsedJWS
@@ -18,7 +19,15 @@ from consortia.identity.jwt import read_token, verify_token
 from consortia.identity.keys import VerifyKey
 from consortia.ledger.store import Store
 
-__all__ = ["OperatorGate"]
+__all__ = ["OperatorGate", "operator_nonce_name"]
+
+
+def operator_nonce_name(key: bytes, nonce: str) -> str:
+    """The platform-wide meta entry that marks an operator nonce used (its value is the
+    creation's txid). Keyed (:meth:`ServiceIdentity.operator_nonce_key`; the node key in
+    stores written before): storage learns no nonce."""
+    digest = hmac.new(key, b"operator-nonce\x00" + nonce.encode(), hashlib.sha256)
+    return "operator-nonce/" + digest.hexdigest()
 
 
 class OperatorGate:

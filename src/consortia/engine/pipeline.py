@@ -22,8 +22,6 @@ from consortia.engine.builtins import (
 )
 from consortia.engine.execution import Execution
 from consortia.engine.invocation import Invocation
-from consortia.engine.outcomes import Committed, Outcome, Pending
-from consortia.engine.request import ActionRequest, parse_action_request, unwrap_body
 from consortia.errors import (
     ActionFailed,
     BadRequest,
@@ -49,9 +47,10 @@ from consortia.governance.voting import (
 from consortia.identity.jws import ParsedJWS
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.records import Audience
-from consortia.notify.messages import Notice, vote_result_body
-from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.budget import Budget
+from consortia.wire import IAT_WINDOW, ActionRequest, parse_action_request, unwrap_body
+from consortia.wire.notification import Notice, vote_result_body
+from consortia.wire.outcomes import Committed, Outcome, Pending
 
 __all__ = ["ActionSandbox", "Pipeline", "RequestTrace"]
 
@@ -216,9 +215,7 @@ class Pipeline:
             raise VoteRejected(f"the proposal could never pass: {first.reason}")
         if first.decision is Decision.APPROVED:
             # The requester's own approval already decides it: nothing to wait for.
-            return self._run_request(
-                batch, request, now, detail={"approved": first.reason}
-            )
+            return self._run_request(batch, request, now, detail={"approved": first.reason})
         voters = sorted(
             (electorate(schema, constitution) | set(schema.veto)) & set(constitution.active_ids())
         )

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from consortia._json import JSONObject, canonical, json_list
+from consortia._json import JSONObject, json_list
 from consortia.analytics.embedded import default_sink
 from consortia.analytics.events import Alert, EventSink
 from consortia.analytics.redact import ObjectRefs, derive_ref_key
@@ -29,12 +29,7 @@ from consortia.engine.genesis import build_constitution, founders_of, stage_gene
 from consortia.engine.groupcommit import GroupCommit
 from consortia.engine.observe import AnalyticsHook
 from consortia.engine.operator import OperatorGate
-from consortia.engine.outcomes import Created, Outcome
 from consortia.engine.pipeline import ActionSandbox, Pipeline
-from consortia.engine.request import (
-    parse_operator_request,
-    unwrap_body,
-)
 from consortia.engine.service import ServiceIdentity
 from consortia.engine.views import MemberView
 from consortia.errors import (
@@ -52,12 +47,14 @@ from consortia.identity.box import Sealer
 from consortia.identity.jws import ParsedJWS
 from consortia.identity.jwt import read_token, verify_token
 from consortia.identity.keys import VerifyKey
-from consortia.ledger.crypto import Keyring, wrap
+from consortia.ledger.crypto import Keyring
 from consortia.ledger.nodekey import load_or_create_node_key
+from consortia.ledger.sealed import seal_info, wrap_keyring
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
-from consortia.protocol import IAT_WINDOW
 from consortia.sandbox.runtime import ActionRuntime
+from consortia.wire import IAT_WINDOW, parse_operator_request, unwrap_body
+from consortia.wire.outcomes import Created, Outcome
 
 __all__ = ["ActionSandbox", "Platform"]
 
@@ -281,10 +278,8 @@ class Platform:
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
         row = ConsortiumRow(
             cid,
-            wrap(
-                self._node_key, keyring.to_bytes(), b"keyring|" + cid.encode(), random=self.random
-            ),
-            keyring.encrypt(canonical(info), b"info|" + cid.encode(), random=self.random),
+            wrap_keyring(self._node_key, cid, keyring, random=self.random),
+            seal_info(keyring, cid, info, random=self.random),
         )
         runtime = ConsortiumRuntime(
             cid=cid,

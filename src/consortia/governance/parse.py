@@ -7,10 +7,9 @@ the action's own validation, so the default error is ``action_failed``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.errors import ActionFailed, ConsortiaError
 from consortia.governance.constitution import (
     BUDGET_LIMITS,
@@ -35,38 +34,12 @@ __all__ = [
     "parse_permissions",
     "parse_proposal",
     "parse_voting",
-    "require_fields",
 ]
 
 #: Largest action code accepted by amendConstitution.
 MAX_CODE_BYTES = 256 * 1024
 _ACTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _ErrorType = type[ConsortiaError]
-
-
-def require_fields(
-    obj: JSON,
-    *,
-    what: str,
-    required: Iterable[str],
-    optional: Iterable[str] = (),
-    error: _ErrorType = ActionFailed,
-) -> JSONObject:
-    """Check ``obj`` is an object with the required fields and no unknown ones."""
-    if not isinstance(obj, dict):
-        raise error(f"{what} must be a JSON object, got {type(obj).__name__}")
-    required = tuple(required)
-    missing = [f for f in required if f not in obj]
-    if missing:
-        raise error(f"{what} is missing {', '.join(repr(m) for m in missing)}")
-    allowed = set(required) | set(optional)
-    unknown = sorted(k for k in obj if k not in allowed)
-    if unknown:
-        raise error(
-            f"{what} has unknown field(s) {', '.join(repr(u) for u in unknown)}; "
-            f"expected {', '.join(sorted(allowed))}"
-        )
-    return obj
 
 
 def _str(obj: JSONObject, key: str, what: str, error: _ErrorType) -> str:

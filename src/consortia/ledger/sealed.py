@@ -11,6 +11,11 @@ one place those layouts are written down::
     record        "tx"           | cid | seqno
     proposal      "proposal"     | cid | pid_hash
     notification  "notification" | cid | member_hash | nid
+    info          "info|" cid                            (under the keyring)
+    keyring       "keyring|" cid                         (under the node key)
+
+(The service keys are wrapped under the node key too, with their own associated data, by
+:mod:`consortia.engine.service`: they belong to the platform, not to one consortium.)
 
 :class:`SealedRows` turns plain values (a :class:`Write`, a :class:`~consortia.ledger.records.
 TxRecord`, a proposal's or a notification's stored JSON) into the rows of
@@ -27,7 +32,7 @@ from typing import Final
 
 from consortia._json import JSON, JSONObject, canonical, loads_strict
 from consortia.errors import ConsortiaError
-from consortia.ledger.crypto import Keyring, LedgerCorrupted
+from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap, wrap
 from consortia.ledger.merkle import leaf_hash, leaf_input
 from consortia.ledger.records import (
     SALT_BYTES,
@@ -41,13 +46,51 @@ from consortia.ledger.records import (
 )
 from consortia.ledger.store import NameRow, NotificationRow, ProposalRow, TxRow, VersionRow
 
-__all__ = ["SealedRows", "StateVersion", "Write", "parent_of"]
+__all__ = [
+    "SealedRows",
+    "StateVersion",
+    "Write",
+    "open_info",
+    "parent_of",
+    "seal_info",
+    "unwrap_keyring",
+    "wrap_keyring",
+]
 
 _SEQ: Final = struct.Struct(">Q")
 #: In a stored queue entry (never served): the seqno of the record that commits to it.
 _COMMITTED_IN: Final = "committed_in"
 
 Random = Callable[[int], bytes]
+
+
+def wrap_keyring(
+    node_key: bytes, cid: str, keyring: Keyring, *, random: Random = os.urandom
+) -> bytes:
+    """A consortium's keyring as stored: wrapped under the node key, bound to ``cid``."""
+    return wrap(node_key, keyring.to_bytes(), b"keyring|" + cid.encode(), random=random)
+
+
+def unwrap_keyring(node_key: bytes, cid: str, blob: bytes) -> Keyring:
+    """Open a stored keyring (``ledger_corrupted`` if the node key or ``cid`` is wrong)."""
+    return Keyring.from_bytes(
+        unwrap(node_key, blob, b"keyring|" + cid.encode(), what=f"keyring of {cid}")
+    )
+
+
+def seal_info(
+    keyring: Keyring, cid: str, info: JSONObject, *, random: Random = os.urandom
+) -> bytes:
+    """A consortium's info document (its name, template) as stored, under its keyring."""
+    return keyring.encrypt(canonical(info), b"info|" + cid.encode(), random=random)
+
+
+def open_info(keyring: Keyring, cid: str, blob: bytes) -> JSONObject:
+    """Open a stored info document; ``ledger_corrupted`` if it does not open or parse."""
+    info = loads_strict(keyring.decrypt(blob, b"info|" + cid.encode(), what=f"info of {cid}"))
+    if not isinstance(info, dict):
+        raise LedgerCorrupted(f"info of {cid} is not an object")
+    return info
 
 
 def parent_of(key: str) -> str:

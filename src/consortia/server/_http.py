@@ -18,7 +18,6 @@ from typing import Final
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from consortia.engine.request import MAX_BODY_BYTES
 from consortia.engine.views import MAX_PAGE
 from consortia.errors import (
     HTTP_STATUS,
@@ -29,7 +28,7 @@ from consortia.errors import (
     Unavailable,
 )
 from consortia.identity.keys import validate_member_id
-from consortia.protocol import JOSE_MEDIA_TYPE
+from consortia.wire import JOSE_MEDIA_TYPE, MAX_BODY_BYTES
 
 __all__ = [
     "BODY_TIMEOUT",

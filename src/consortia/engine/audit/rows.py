@@ -12,7 +12,7 @@ import hashlib
 from consortia._json import loads_strict
 from consortia.engine.audit.state import AuditState
 from consortia.engine.consortium import parent_of
-from consortia.engine.request import operator_nonce_name
+from consortia.engine.operator import operator_nonce_name
 from consortia.errors import ConsortiaError
 from consortia.identity.jws import parse_compact
 from consortia.ledger.crypto import LedgerCorrupted

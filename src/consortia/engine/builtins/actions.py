@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.builtins.voting import close_proposal
 from consortia.engine.execution import Execution
@@ -21,7 +21,6 @@ from consortia.governance.parse import (
     parse_action_definition,
     parse_action_name,
     parse_permissions,
-    require_fields,
 )
 from consortia.governance.voting import ProposalStatus
 

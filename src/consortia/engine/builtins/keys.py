@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consortia._json import JSON, JSONObject, loads_strict
+from consortia._json import JSON, JSONObject, loads_strict, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed, ConsortiaError
 from consortia.governance.constitution import Constitution, Member
-from consortia.governance.parse import require_fields
 from consortia.identity.jws import parse_compact
 from consortia.identity.keys import PublicEncryptionKey, VerifyKey
-from consortia.protocol import IAT_WINDOW, KEY_PROOF_TYP
+from consortia.wire import IAT_WINDOW, KEY_PROOF_TYP
 
 __all__ = ["REFRESH_TRUST_KEYS", "ROTATE_LEDGER_SECRET"]
 

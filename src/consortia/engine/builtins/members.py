@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.builtins.voting import close_proposal
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed
 from consortia.governance.constitution import Constitution, MemberStatus, Permission
-from consortia.governance.parse import parse_member, require_fields
+from consortia.governance.parse import parse_member
 from consortia.governance.voting import Decision, ProposalStatus, tally
 
 __all__ = ["ADD_MEMBER", "REINSTATE_MEMBER", "REMOVE_MEMBER"]

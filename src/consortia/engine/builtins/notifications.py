@@ -6,12 +6,11 @@ refuses a name that is not an active member.
 
 from __future__ import annotations
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed
 from consortia.governance.constitution import Constitution
-from consortia.governance.parse import require_fields
 
 __all__ = ["SEND_NOTIFICATIONS"]
 

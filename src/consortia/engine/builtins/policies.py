@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.consortium import GOV_ANALYTICS, GOV_PLATFORM, GOV_RECOVERY
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed
 from consortia.governance.analytics_policy import AnalyticsPolicy, parse_analytics_policy
 from consortia.governance.constitution import Constitution
-from consortia.governance.parse import require_fields
 from consortia.governance.platform_policy import PlatformPolicy
 
 __all__ = ["SET_ANALYTICS_POLICY", "SET_PLATFORM_POLICY", "SET_RECOVERY_THRESHOLD"]

@@ -8,12 +8,11 @@ builtin that ends a proposal (a removed requester, an amended action).
 
 from __future__ import annotations
 
-from consortia._json import JSON, JSONObject, json_list
+from consortia._json import JSON, JSONObject, json_list, require_fields
 from consortia.engine.builtins.spec import Builtin, CheckContext
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed, NotFound, PermissionDenied
 from consortia.governance.constitution import Constitution
-from consortia.governance.parse import require_fields
 from consortia.governance.voting import (
     Ballot,
     Decision,
@@ -23,7 +22,7 @@ from consortia.governance.voting import (
     may_vote,
     tally,
 )
-from consortia.notify.messages import vote_result_body
+from consortia.wire.notification import vote_result_body
 
 __all__ = ["APPROVE_ACTION", "VOTE_FOR", "close_proposal", "vote_result_recipients"]
 

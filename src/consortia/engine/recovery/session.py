@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from consortia._json import loads_strict
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.datadir import DataDir
 from consortia.engine.recovery.intake import ShareIntake
@@ -25,10 +24,11 @@ from consortia.engine.service import ServiceIdentity
 from consortia.errors import BadRequest, BadSignature, ConsortiaError, NotFound
 from consortia.identity.box import Sealer
 from consortia.identity.keys import EncryptionKey
-from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap, wrap
+from consortia.ledger.crypto import Keyring, LedgerCorrupted, unwrap
 from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.receipts import verify_signed_root
 from consortia.ledger.recovery import RecoveryRecord, combine_key
+from consortia.ledger.sealed import open_info, wrap_keyring
 
 __all__ = ["RecoverySession", "recover"]
 
@@ -62,9 +62,7 @@ class RecoverySession(ShareIntake):
         row = self.store.consortium(cid)
         if row is None:
             raise NotFound(f"no consortium {cid!r} in this storage")
-        info = loads_strict(keyring.decrypt(row.info, b"info|" + cid.encode(), what="info"))
-        if not isinstance(info, dict):
-            raise LedgerCorrupted(f"info of {cid} is not an object")
+        info = open_info(keyring, cid, row.info)
         runtime = ConsortiumRuntime(
             cid=cid,
             store=self.store,
@@ -186,9 +184,7 @@ class RecoverySession(ShareIntake):
             staged = self.data_dir / "node.key.recovering"
             node_key = load_or_create_node_key(staged)
             for cid, found in recovered.items():
-                self.store.rewrap_keyring(
-                    cid, wrap(node_key, found.keyring.to_bytes(), b"keyring|" + cid.encode())
-                )
+                self.store.rewrap_keyring(cid, wrap_keyring(node_key, cid, found.keyring))
             service.save(self.store, node_key)
             os.replace(staged, DataDir(self.data_dir).node_key)
             dir_fd = os.open(self.data_dir, os.O_RDONLY)

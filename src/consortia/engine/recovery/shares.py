@@ -25,7 +25,7 @@ from consortia.ledger.recovery import (
     split_key,
     wrap_aad,
 )
-from consortia.notify.messages import Notice
+from consortia.wire.notification import Notice
 
 __all__ = ["issue_shares"]
 

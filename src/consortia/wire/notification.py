@@ -1,10 +1,11 @@
-"""Notifications (the seed's getNotification): kinds, and the wire form of one queue entry.
+"""Notifications (PROTOCOL.md section 5, the seed's getNotification), both sides.
 
 Each member has a durable, ordered queue per consortium (PROTOCOL.md section 5). An entry is
 ``{"id","kind","txid","txref","action","sealed"}``; ``sealed`` is a crypto_box from the
 service's X25519 key to the member's, so only that member opens it, and opening it proves
 the TEP wrote it. The engine stores entries (encrypted again at rest) in the same commit as
-the transaction that caused them.
+the transaction that caused them (:func:`seal_notice`); a member opens one with
+:func:`open_notification`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from consortia._json import JSON, JSONObject, canonical
-from consortia.identity.box import Sealer
-from consortia.identity.keys import PublicEncryptionKey
+from consortia._json import JSON, JSONObject, canonical, loads_strict
+from consortia.errors import BadRequest
+from consortia.identity.box import Sealer, open_box
+from consortia.identity.keys import MemberKeys, PublicEncryptionKey
 
-__all__ = ["KINDS", "Notice", "seal_notice", "vote_result_body"]
+__all__ = ["KINDS", "Notice", "open_notification", "seal_notice", "vote_result_body"]
 
 #: Every notification kind of PROTOCOL.md section 5.
 KINDS: Final = frozenset(
@@ -78,3 +80,11 @@ def seal_notice(
         "action": notice.action,
         "sealed": sealer.seal(recipient, canonical(notice.body)),
     }
+
+
+def open_notification(data: JSONObject, keys: MemberKeys, service_key: PublicEncryptionKey) -> JSON:
+    """Open a notification's ``sealed`` body (PROTOCOL.md section 5) with the member's key."""
+    sealed = data.get("sealed")
+    if not isinstance(sealed, str):
+        raise BadRequest("notification has no sealed body")
+    return loads_strict(open_box(sealed, keys.encryption, service_key), what="notification body")

@@ -1,4 +1,5 @@
-"""What the engine answers (PROTOCOL.md section 2); the edge renders them."""
+"""What the platform answers a request (PROTOCOL.md sections 2 and 8); the edge renders
+:meth:`to_wire`."""
 
 from __future__ import annotations
 
