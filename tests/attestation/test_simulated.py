@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
+from snp_vectors import SNP
 
 from consortia.attestation.binding import binding_document, report_data_for
 from consortia.attestation.chain import AMD_ARK_SHA256, load_chain_pem, verify_chain
@@ -34,7 +35,7 @@ from consortia.errors import BadRequest
 
 NOW = dt.datetime.now(dt.UTC)
 TEST_ROOT = "consortia-test"
-REAL_VCEK = Path("/work/shared/vectors/attestation/sev-snp/virtee-sev/vcek_milan.der")
+REAL_VCEK = SNP / "virtee-sev" / "vcek_milan.der"
 MEASUREMENT = hashlib.sha384(b"some build").digest()
 
 
