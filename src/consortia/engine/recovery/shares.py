@@ -12,7 +12,6 @@ import hashlib
 
 from consortia._json import JSONObject
 from consortia.engine.batch import Batch
-from consortia.engine.service import ServiceIdentity
 from consortia.governance.constitution import Constitution, Member
 from consortia.ledger.crypto import KEY_BYTES, wrap
 from consortia.ledger.records import RECOVERY_FIELD
@@ -40,18 +39,15 @@ def _roster(constitution: Constitution) -> _Roster:
     )
 
 
-def issue_shares(
-    batch: Batch, service: ServiceIdentity | None = None, *, force: bool = False
-) -> RecoveryRecord | None:
+def issue_shares(batch: Batch, *, force: bool = False) -> RecoveryRecord | None:
     """Issue new shares in ``batch`` if its active members or their keys changed (or ``force``).
 
     Stages one ``notice`` per active member (the batch's last seqno is the epoch) and, in the
     batch's own transaction, the record, the pointer to it and the withdrawal of the previous
     one; the last record commits to the new one (``detail["recovery"]``). Returns the record
-    staged, or None. ``service`` is accepted for the callers' sake and deliberately not used: the
-    record wraps this consortium's keyring only (see :mod:`consortia.engine.recovery`).
+    staged, or None. The record wraps this consortium's keyring only, never the service keys:
+    those would open every consortium's roots (see :mod:`consortia.engine.recovery`).
     """
-    del service  # never wrapped for recovery: it would open every consortium's roots
     committed = batch.base
     last = batch.last_tx
     if last is None:
