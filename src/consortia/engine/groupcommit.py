@@ -190,11 +190,7 @@ class GroupCommit:
             type(exc).__name__,
         )
         log.debug("request failure", exc_info=exc)
-        txid: str | None
-        try:
-            txid = unwrap_body(body, self._encryption_key).txid
-        except Exception:  # noqa: BLE001 - the txid is a courtesy; the refusal stands
-            txid = None
+        txid = self._txid_of(body)
         return Unavailable(
             "the platform could not process this request (an internal error); it changed "
             "nothing. Retrying the same request will likely fail the same way: report it "
