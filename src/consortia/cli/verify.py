@@ -14,9 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from consortia._json import JSON, loads_strict
+from consortia.cli._input import read_input
 from consortia.engine.audit import ENTRY_KINDS, ConsortiumAudit, Entry, LedgerDamaged, verify_ledger
 from consortia.engine.datadir import DataDir
-from consortia.errors import BadRequest
 from consortia.identity.keyfile import load_public_jwk
 from consortia.identity.keys import VerifyKey
 from consortia.ledger.nodekey import load_node_key
@@ -30,16 +30,7 @@ _MAX_RECEIPT_BYTES = 1 << 20
 
 
 def _read_receipt(name: str) -> JSON:
-    if name == "-":
-        data = sys.stdin.buffer.read(_MAX_RECEIPT_BYTES + 1)
-    else:
-        try:
-            with Path(name).open("rb") as handle:
-                data = handle.read(_MAX_RECEIPT_BYTES + 1)
-        except OSError as exc:
-            raise BadRequest(f"cannot read receipt {name}: {exc.strerror}") from None
-    if len(data) > _MAX_RECEIPT_BYTES:
-        raise BadRequest(f"receipt {name} is larger than {_MAX_RECEIPT_BYTES} bytes")
+    data = read_input(name, "receipt", limit=_MAX_RECEIPT_BYTES)
     return loads_strict(data, what=f"receipt {name}")
 
 
