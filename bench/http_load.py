@@ -49,7 +49,7 @@ import httpx
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import load_signing_key
 from consortia.identity.keys import MemberKeys, SigningKey
-from consortia.wire import sign_action, sign_creation
+from consortia.wire import sign_action, sign_creation, sign_operator_token
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -115,6 +115,20 @@ def server(data: Path, *, ceiling: bool = False, isolation: str = "process") -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def sandbox_counters(srv: Server) -> dict[str, float]:
+    """The sandbox's counters from ``/metrics`` (runs, round trips, restarts)."""
+    token = sign_operator_token(srv.operator, audience="metrics", now=int(time.time()))
+    answer = srv.http.get("/metrics", headers={"authorization": f"Bearer {token}"})
+    if answer.status_code != 200:
+        raise RuntimeError(f"/metrics: {answer.status_code} {answer.text}")
+    found = {}
+    for line in answer.text.splitlines():
+        if line.startswith("consortia_sandbox_") and "_total " in line:
+            name, value = line.split()
+            found[name.removeprefix("consortia_sandbox_").removesuffix("_total")] = float(value)
+    return found
 
 
 def create(
@@ -438,7 +452,7 @@ def summarize(name: str, raw: dict[str, Any], *, open_loop: bool) -> dict[str, A
 def table(rows: list[dict[str, Any]], ceiling: float) -> str:
     head = (
         f"{'scenario':<14}{'ok/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'srv cpu':>9}{'gen cpu':>9}{'us/op':>8}{'ceiling':>9}{'refused':>9}"
+        f"{'srv cpu':>9}{'gen cpu':>9}{'us/op':>8}{'ceiling':>9}{'refused':>9}{'trips':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -448,6 +462,7 @@ def table(rows: list[dict[str, Any]], ceiling: float) -> str:
             f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['server_cores']:>9.2f}"
             f"{r['loadgen_cores']:>9.2f}{r['server_cpu_us_per_op']:>8.0f}"
             f"{(100 * rate / ceiling if ceiling else float('nan')):>8.0f}%{r['refused']:>9}"
+            + (f"{trips:>7.1f}" if (trips := r.get("round_trips_per_run")) is not None else "")
         )
     return "\n".join(lines)
 
@@ -476,6 +491,7 @@ class Plan:
         open_loop: bool = False,
         seconds: float | None = None,
     ) -> None:
+        before = sandbox_counters(srv)
         raw = drive(
             srv,
             requests,
@@ -484,7 +500,13 @@ class Plan:
             duration=seconds or self.duration,
             name=name,
         )
+        after = sandbox_counters(srv)
         self.rows.append(summarize(name, raw, open_loop=open_loop))
+        runs = after.get("runs", 0) - before.get("runs", 0)
+        trips = after.get("round_trips", 0) - before.get("round_trips", 0)
+        self.rows[-1]["sandbox_runs"] = runs
+        # Host requests that crossed the executor's pipe per Starlark run (cache misses, calls).
+        self.rows[-1]["round_trips_per_run"] = trips / runs if runs else None
         done = self.rows[-1]["committed_per_s"] + self.rows[-1]["reads_per_s"]
         print(f"  {name}: {done:.0f}/s", file=sys.stderr, flush=True)
 

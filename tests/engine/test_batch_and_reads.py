@@ -136,7 +136,7 @@ def add_customer(world: World) -> None:
     assert isinstance(world.act("vendor", "voteFor", ballot), Committed)
 
 
-def test_cached_versions_are_forgotten_by_the_commit_that_writes_them(world: World) -> None:
+def test_the_commit_that_writes_a_cached_key_replaces_its_version(world: World) -> None:
     runtime = world.platform.runtime("acme")
     key = GOV_MEMBERS + "customer"
     assert runtime.latest(key) is None  # cached: no such key yet
@@ -144,11 +144,17 @@ def test_cached_versions_are_forgotten_by_the_commit_that_writes_them(world: Wor
     runtime.store = counting  # type: ignore[assignment]
     assert runtime.latest(key) is None and counting.lookups == 0  # served from the cache
     add_customer(world)
-    version = runtime.latest(key)  # the commit dropped the cached "absent"
+    version = runtime.latest(key)  # the commit put the version it wrote in the cache
     assert version is not None and isinstance(version.value, dict)
     assert version.value["id"] == "customer"
-    assert counting.lookups == 1
-    assert runtime.latest(key) is version and counting.lookups == 1
+    assert counting.lookups == 0
+    # ... and it is the very version storage holds, salt and all.
+    row = counting.inner.latest_version("acme", runtime.name_hash(key))  # type: ignore[attr-defined]
+    assert runtime.version_from_row(row) == version
+    # The cached listing learnt the new member's key too, and agrees with storage.
+    stored = counting.inner.children("acme", runtime.sealed.dir_hash(GOV_MEMBERS))  # type: ignore[attr-defined]
+    assert key in runtime.list_keys(GOV_MEMBERS)
+    assert runtime.list_keys(GOV_MEMBERS) == sorted(runtime.name_from_row(r) for r in stored)
     # The cached value is shared, so what an action gets is a copy it may change freely.
     assert world.platform.member_view("acme", "customer").constitution()["members"]
 

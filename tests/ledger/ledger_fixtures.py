@@ -33,7 +33,13 @@ class WritingSandbox:
         return ()
 
     def execute(
-        self, name: str, code: str, params: JSONObject, host: Execution, budget: object = None
+        self,
+        name: str,
+        code: str,
+        params: JSONObject,
+        host: Execution,
+        budget: object = None,
+        view: object = None,
     ) -> JSON:
         writes = params.get("writes", [])
         assert isinstance(writes, list)

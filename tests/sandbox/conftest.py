@@ -21,6 +21,11 @@ def main(params):
 """
 
 
+#: The host calls every run makes before the action starts: their answers travel with the
+#: run, so reading them costs action code no round trip to the host.
+ASKED_FIRST = ["caller", "txid", "now", "visible_to"]
+
+
 @pytest.fixture(scope="session")
 def process_runtime() -> Iterator[ActionRuntime]:
     with ActionRuntime(isolation="process") as runtime:

@@ -8,7 +8,7 @@ from consortia._json import JSON, JSONObject
 from consortia.errors import ActionFailed, BudgetExceeded, ScopeViolation, UnknownAction
 from consortia.sandbox import ActionRuntime, Budget, MemoryHost
 
-from .conftest import assert_still_serving, run
+from .conftest import ASKED_FIRST, assert_still_serving, run
 
 PRICE = """
 def main(params):
@@ -32,9 +32,9 @@ def main(params):
     host = MemoryHost(internal={"price": PRICE}, builtins={"double": _double})
     assert run(runtime, code, {}, host) == [{"sku": "a", "price": 30, "by": "alice"}, 60]
     assert [entry[0] for entry in host.log] == [
+        *ASKED_FIRST,
         "resolve_call",
         "put",
-        "caller",
         "resolve_call",
         "call_builtin",
     ]

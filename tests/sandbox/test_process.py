@@ -110,11 +110,11 @@ _GARBAGE = """
 import os, struct
 def frame(tag, payload):
     return struct.pack(">I", len(payload) + 1) + bytes([tag]) + payload
-os.write(1, frame(ord("Y"), b"[1, 0]"))
+os.write(1, frame(ord("Y"), b"[VERSION, 0]"))
 os.read(0, 1 << 20)
 os.write(1, b"\\xff\\xff\\xff\\xff")
 os.read(0, 1)
-"""
+""".replace("VERSION", str(_wire.PROTOCOL_VERSION))
 
 
 class _Misbehaving(ExecutorProcess):

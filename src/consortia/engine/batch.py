@@ -20,7 +20,8 @@ until then the consortium's queue head (a keyed meta row, see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -45,9 +46,13 @@ from consortia.ledger.records import (
 )
 from consortia.ledger.sealed import SealedRows
 from consortia.ledger.store import CommitBatch, NodeRow, NonceRow, SignedRootRow, Store
+from consortia.sandbox.cache import StateView
 from consortia.wire.notification import Notice, seal_notice
 
 __all__ = ["Batch", "Committed"]
+
+#: Numbers batches, so that the sandbox's read cache tells one group commit from the next.
+_batches = itertools.count(1)
 
 
 class Committed(Protocol):
@@ -58,6 +63,12 @@ class Committed(Protocol):
     constitution: Constitution
     frontier: MerkleFrontier
     keyring: Keyring
+    #: Names this committed state for caches kept elsewhere (see changed_since).
+    scope: str
+
+    def changed_since(self, epoch: int) -> Mapping[str, StateVersion] | None:
+        """What was committed since ``next_seqno`` was ``epoch`` (None: no longer known)."""
+        ...
 
     def latest(self, key: str) -> StateVersion | None:
         """Newest committed version of ``key``."""
@@ -101,6 +112,8 @@ class Batch:
     random: Callable[[int], bytes]
     rows: CommitBatch = field(default_factory=CommitBatch)
     overlay: dict[str, StateVersion] = field(default_factory=dict)
+    #: Size of each overlay version as stored (its encrypted row), for the runtime's cache.
+    stored_bytes: dict[str, int] = field(default_factory=dict)
     listed: dict[str, dict[str, bool]] = field(default_factory=dict)
     nonces: dict[bytes, str] = field(default_factory=dict)
     committed: dict[str, int] = field(default_factory=dict)
@@ -124,6 +137,9 @@ class Batch:
     _open: TxRecord | None = field(default=None, repr=False)
     #: Entries (:func:`notification_entry`) queued for the record :attr:`committed_in` names.
     queued: list[bytes] = field(default_factory=list, repr=False)
+    #: The overlay's keys in the order first written (what the sandbox must not cache).
+    _volatile: list[str] = field(default_factory=list, repr=False)
+    _token: int = field(default_factory=lambda: next(_batches), repr=False)
 
     def __post_init__(self) -> None:
         self.next_seqno = self.base.next_seqno
@@ -170,18 +186,29 @@ class Batch:
                 names.discard(key)
         return sorted(names)
 
+    def state_view(self) -> StateView:
+        """What the sandbox's read cache needs to know about the state this batch reads."""
+        base = self.base
+        return StateView(
+            base.scope, base.next_seqno, base.changed_since, self._token, self._volatile
+        )
+
     def add_tx(self, run: Invocation, *, audience: Audience, writes: list[Write]) -> int:
         """Stage one committed transaction (and mark its nonce used); returns its seqno."""
         seqno = self.next_seqno
         digests = []
         for write in writes:
-            version, name, digest = self.sealed.seal_version(write, seqno, run.txid)
+            salt = self.random(SALT_BYTES)
+            version, name, digest = self.sealed.seal_version(write, seqno, run.txid, salt=salt)
             self.rows.versions.append(version)
             self.rows.names.append(name)
             digests.append(digest)
+            if write.key not in self.overlay:
+                self._volatile.append(write.key)
             self.overlay[write.key] = StateVersion(
-                write.key, write.value, write.audience, write.deleted, seqno, run.txid, b""
+                write.key, write.value, write.audience, write.deleted, seqno, run.txid, salt
             )
+            self.stored_bytes[write.key] = len(version.blob)
             self.listed.setdefault(parent_of(write.key), {})[write.key] = not write.deleted
         record = TxRecord(
             consortium=self.cid,

@@ -9,10 +9,11 @@ is written down. The batch a group commit writes is :class:`consortia.engine.bat
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Protocol
 
 from consortia._json import JSONObject
@@ -92,6 +93,15 @@ LATEST_CACHE_ENTRIES: Final = 4096
 #: A version stored in more bytes than this is read from storage each time, so the cache
 #: holds at most 16 MiB of stored values (a Telco object is a few hundred bytes).
 LATEST_CACHE_BLOB_BYTES: Final = 4 * 1024
+#: Directory listings kept (by prefix), and the longest one kept.
+LIST_CACHE_PREFIXES: Final = 1024
+LIST_CACHE_NAMES: Final = 1024
+
+
+#: Commits whose written keys a runtime remembers for the sandbox's read cache.
+JOURNAL_COMMITS: Final = 64
+#: Numbers each loaded view of a consortium, so that a cache of an older one starts over.
+_generations = itertools.count(1)
 
 
 class DurableBatch(Protocol):
@@ -99,6 +109,7 @@ class DurableBatch(Protocol):
     :class:`~consortia.engine.batch.Batch`."""
 
     overlay: dict[str, StateVersion]
+    stored_bytes: dict[str, int]
     next_seqno: int
     frontier: MerkleFrontier
     constitution: Constitution
@@ -141,8 +152,17 @@ class ConsortiumRuntime:
         self.frontier = MerkleFrontier()
         #: The newest signed root whose signature was checked (receipts reuse it).
         self.signed_root: SignedRoot | None = None
-        # key -> newest committed version (None: no such key); see latest(), forget_latest().
+        # key -> newest committed version (None: no such key); see latest(), _remember_latest().
         self._latest: OrderedDict[str, StateVersion | None] = OrderedDict()
+        # prefix -> the committed live keys under it; see list_keys(), _remember_latest().
+        self._lists: OrderedDict[str, set[str]] = OrderedDict()
+        #: Names this runtime's committed state for caches kept elsewhere (the sandbox's);
+        #: a reload starts a new one, because what it replaced is unknown.
+        self.scope = f"{cid}#{next(_generations)}"
+        # (next_seqno after a commit, what it wrote), newest last; see changed_since().
+        self._journal: deque[tuple[int, Mapping[str, StateVersion]]] = deque()
+        # No commit before this seqno is in the journal any more.
+        self._journal_floor = 0
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -184,6 +204,12 @@ class ConsortiumRuntime:
     def reload(self) -> None:
         """Re-read governance, open proposals and counters from storage (after a failed commit)."""
         self.next_seqno = self.store.tree_size(self.cid)
+        self.scope = f"{self.cid}#{next(_generations)}"
+        self._journal.clear()
+        self._journal_floor = self.next_seqno
+        # What storage holds after a failed commit is what counts, not what was cached.
+        self._latest.clear()
+        self._lists.clear()
         # O(log n) reads: one stored node per one bit of the size, never the old leaves.
         self.frontier = MerkleFrontier.restore(self.next_seqno, self.stored_node)
         self._counters.clear()
@@ -285,8 +311,8 @@ class ConsortiumRuntime:
     def latest(self, key: str) -> StateVersion | None:
         """Newest committed version of ``key``, whoever may see it.
 
-        Kept in a bounded cache that every applied batch clears of the keys it wrote
-        (:meth:`forget_latest`); its values are shared, so callers copy before changing one.
+        Kept in a bounded cache that every applied batch updates with the versions it wrote;
+        its values are shared, so callers copy before changing one.
         """
         cache = self._latest
         if key in cache:
@@ -296,23 +322,77 @@ class ConsortiumRuntime:
         found = None if row is None else self._version(row)
         if row is None or len(row.blob) <= LATEST_CACHE_BLOB_BYTES:
             cache[key] = found
-            if len(cache) > LATEST_CACHE_ENTRIES:
+            while len(cache) > LATEST_CACHE_ENTRIES:
                 cache.popitem(last=False)
         return found
+
+    def _remember_latest(
+        self, versions: Mapping[str, StateVersion], stored_bytes: Mapping[str, int]
+    ) -> None:
+        """A batch that wrote ``versions`` committed: they are the newest now. The next
+        transaction on an object usually reads what the last one wrote, so they replace
+        what the cache held rather than leave a hole that storage must fill."""
+        lists = self._lists
+        for key, version in versions.items():
+            names = lists.get(parent_of(key))
+            if names is not None:
+                if version.deleted:
+                    names.discard(key)
+                elif len(names) < LIST_CACHE_NAMES:
+                    names.add(key)
+                else:
+                    del lists[parent_of(key)]
+        cache = self._latest
+        for key, version in versions.items():
+            if stored_bytes.get(key, LATEST_CACHE_BLOB_BYTES + 1) <= LATEST_CACHE_BLOB_BYTES:
+                cache[key] = version
+                cache.move_to_end(key)
+            else:
+                cache.pop(key, None)
+        while len(cache) > LATEST_CACHE_ENTRIES:
+            cache.popitem(last=False)
 
     def forget_latest(self, keys: Iterable[str]) -> None:
         """Drop the cached versions of ``keys``: a batch that wrote them was just committed."""
         for key in keys:
             self._latest.pop(key, None)
 
+    def changed_since(self, epoch: int) -> Mapping[str, StateVersion] | None:
+        """The newest version of each key committed since ``next_seqno`` was ``epoch``; None if
+        that is no longer known (the sandbox's read cache then starts over)."""
+        if epoch == self.next_seqno:
+            return {}
+        if not self._journal_floor <= epoch < self.next_seqno:
+            return None
+        changed: dict[str, StateVersion] = {}
+        for after, written in reversed(self._journal):
+            if after <= epoch:
+                break
+            for key, version in written.items():
+                changed.setdefault(key, version)
+        return changed
+
     def versions(self, key: str) -> list[StateVersion]:
         """Every committed version of ``key``, oldest first."""
         return [self._version(r) for r in self.store.versions(self.cid, self.name_hash(key))]
 
     def list_keys(self, prefix: str) -> list[str]:
-        """Committed live keys directly under ``prefix``, sorted."""
+        """Committed live keys directly under ``prefix``, sorted (a copy: callers may keep it).
+
+        Cached like :meth:`latest`: every applied batch adds and removes the names it wrote.
+        """
+        cache = self._lists
+        names = cache.get(prefix)
+        if names is not None:
+            cache.move_to_end(prefix)
+            return sorted(names)
         rows = self.store.children(self.cid, self.sealed.dir_hash(prefix))
-        return sorted(self.name_from_row(row) for row in rows)
+        listed = sorted(self.name_from_row(row) for row in rows)
+        if len(listed) <= LIST_CACHE_NAMES:
+            cache[prefix] = set(listed)
+            if len(cache) > LIST_CACHE_PREFIXES:
+                cache.popitem(last=False)
+        return listed
 
     def record(self, row: TxRow) -> TxRecord:
         """Decrypt and parse a transaction's record, checking its digest."""
@@ -398,7 +478,11 @@ class ConsortiumRuntime:
 
     def apply(self, batch: DurableBatch) -> None:
         """After ``batch`` committed durably: take over its effects as the committed state."""
-        self.forget_latest(batch.overlay)
+        self._remember_latest(batch.overlay, batch.stored_bytes)
+        if batch.overlay:
+            if len(self._journal) == JOURNAL_COMMITS:
+                self._journal_floor = self._journal.popleft()[0]
+            self._journal.append((batch.next_seqno, batch.overlay))
         self.next_seqno = batch.next_seqno
         self.frontier = batch.frontier
         self.constitution = batch.constitution

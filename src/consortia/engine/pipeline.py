@@ -48,6 +48,7 @@ from consortia.identity.jws import ParsedJWS
 from consortia.identity.keys import EncryptionKey
 from consortia.ledger.records import Audience
 from consortia.sandbox.budget import Budget
+from consortia.sandbox.cache import StateView
 from consortia.wire import IAT_WINDOW, ActionRequest, parse_action_request, unwrap_body
 from consortia.wire.notification import Notice, vote_result_body
 from consortia.wire.outcomes import Committed, Outcome, Pending
@@ -86,8 +87,10 @@ class ActionSandbox(Protocol):
         params: JSONObject,
         host: Execution,
         budget: Budget | None = None,
+        view: StateView | None = None,
     ) -> JSON:
-        """Run ``main(params)`` of ``code`` against ``host`` within ``budget``."""
+        """Run ``main(params)`` of ``code`` against ``host`` within ``budget``; ``view`` tells
+        a sandbox that caches reads what changed since its last run."""
         ...
 
 
@@ -325,7 +328,10 @@ class Pipeline:
                 "platform runs no action sandbox; its code is stored but cannot execute"
             )
         budget = None if definition.budget is None else Budget(**definition.budget)
-        return self.sandbox.execute(definition.name, definition.code, params, execution, budget)
+        view = execution.batch.state_view()
+        return self.sandbox.execute(
+            definition.name, definition.code, params, execution, budget, view
+        )
 
     def _run_builtin(self, execution: Execution, action: str, params: JSONObject) -> JSON:
         """A builtin called by action code: checked, then run."""

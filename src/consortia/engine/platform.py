@@ -52,7 +52,7 @@ from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sealed import seal_info, wrap_keyring
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
-from consortia.sandbox.runtime import ActionRuntime
+from consortia.sandbox.runtime import ActionRuntime, SandboxStats
 from consortia.wire import IAT_WINDOW, parse_operator_request, unwrap_body
 from consortia.wire.outcomes import Created, Outcome
 
@@ -345,6 +345,12 @@ class Platform:
         if not isinstance(self.analytics, BufferedSink):
             return True
         return self.analytics.prepare().wait(timeout)
+
+    def sandbox_stats(self) -> SandboxStats | None:
+        """The action sandbox's counters (runs, round trips, restarts) if it keeps any."""
+        stats = getattr(self.sandbox, "stats", None)
+        found = stats() if callable(stats) else None
+        return found if isinstance(found, SandboxStats) else None
 
     def analytics_stats(self) -> SinkStats | None:
         """The sink's counters (emitted, written, dropped, ...) if it keeps any."""

@@ -175,9 +175,13 @@ class SealedRows:
 
     # -- state versions and key names -------------------------------------------------------
 
-    def seal_version(self, write: Write, seqno: int, txid: str) -> tuple[VersionRow, NameRow, str]:
-        """Encrypted rows for one write, and its digest for the record."""
-        salt = self.random(SALT_BYTES)
+    def seal_version(
+        self, write: Write, seqno: int, txid: str, *, salt: bytes | None = None
+    ) -> tuple[VersionRow, NameRow, str]:
+        """Encrypted rows for one write, and its digest for the record (``salt``: the
+        version's, drawn here unless the caller drew it)."""
+        if salt is None:
+            salt = self.random(SALT_BYTES)
         name_hash = self.name_hash(write.key)
         doc: JSONObject = {
             "key": write.key,

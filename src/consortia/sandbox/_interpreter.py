@@ -45,6 +45,7 @@ from consortia.sandbox._prelude import (
     USER_FILE,
 )
 from consortia.sandbox.budget import Budget
+from consortia.sandbox.cache import ReadCache, RunWrites
 from consortia.sandbox.compiler import code_hash
 
 __all__ = ["MAX_HELD_BYTES", "MAX_HELD_WRITES", "Interpreter"]
@@ -91,6 +92,9 @@ class _Run:
     constants: dict[str, str] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
     held_bytes: int = 0
+    #: The executor's read cache when this run may use it (see :mod:`.cache`), else None.
+    cache: ReadCache | None = None
+    own: RunWrites = field(default_factory=RunWrites)
 
 
 class Interpreter:
@@ -155,7 +159,15 @@ class Interpreter:
     # -- running -----------------------------------------------------------------------------
 
     def run(
-        self, name: str, digest: str, params_json: str, link: Link, budget: Budget
+        self,
+        name: str,
+        digest: str,
+        params_json: str,
+        link: Link,
+        budget: Budget,
+        *,
+        constants: dict[str, str] | None = None,
+        cache: ReadCache | None = None,
     ) -> tuple[str, list[str]]:
         """Run ``main`` of the action with code hash ``digest``; JSON text in and out.
 
@@ -163,6 +175,10 @@ class Interpreter:
         (``link.exchange(writes, None)``) before it accepts the result. Raises the host's own
         errors unchanged, ActionFailed for errors in the action, BudgetExceeded past a
         limit, ScopeViolation for call cycles or too-deep calls.
+
+        ``constants`` are the answers to :data:`CONSTANT_REQUESTS` known in advance (the
+        executor gets them with the run); ``cache`` answers committed reads (see
+        :mod:`.cache`), already brought up to date for this run.
         """
         if self._run is not None:
             raise RuntimeError("Interpreter.run is not re-entrant")
@@ -172,7 +188,11 @@ class Interpreter:
                 check_cancelled=self._tick, max_callstack_size=budget.max_stack_frames
             )
             self._options[budget.max_stack_frames] = options
-        run = _Run(link, budget, options, time.perf_counter(), budget.time_ms / 1000)
+        run = _Run(link, budget, options, time.perf_counter(), budget.time_ms / 1000, cache=cache)
+        if constants:
+            run.constants.update(
+                (text, reply) for text, reply in constants.items() if text in CONSTANT_REQUESTS
+            )
         self._run = run
         try:
             loaded = self._module(run, name, digest)
@@ -301,15 +321,38 @@ class Interpreter:
         cached = run.constants.get(text)
         if cached is not None:
             return cached
+        if run.cache is not None:
+            return self._read(run, run.cache, text)
         reply = self._exchange(run, text)
         if text in CONSTANT_REQUESTS:
             run.constants[text] = reply
+        return reply
+
+    def _read(self, run: _Run, cache: ReadCache, text: str) -> str:
+        """A read through the cache: the run's own writes, then committed answers, then the
+        host (whose answer is kept when it is a committed one)."""
+        found = cache.lookup(text, run.own)
+        if found is not None:
+            return found
+        op, key = _keyed(loads(text))
+        own = run.own
+        if op in ("get", "exists") and key in own.values:
+            value = own.values[key]
+            if op == "exists":
+                return "false" if value is None else "true"
+            return "null" if value is None else value
+        reply = self._exchange(run, text)
+        # A listing that includes this run's own writes is not a committed answer.
+        if op in ("get", "exists") or (op == "list_keys" and key not in own.listed):
+            cache.store(text, op, key, reply)
         return reply
 
     def _write(self, text: object) -> str:
         run = self._active()
         if not isinstance(text, str):
             raise HostArgError("malformed host request")
+        if run.cache is not None:
+            _record_own(run.own, text)
         run.writes.append(text)
         run.held_bytes += len(text)
         if len(run.writes) >= MAX_HELD_WRITES or run.held_bytes >= MAX_HELD_BYTES:
@@ -354,6 +397,7 @@ class Interpreter:
         try:
             target = run.link.resolve(action)
             if not isinstance(target, ResolvedAction):
+                run.cache = None  # a builtin may write what this run cannot see
                 return run.link.call_builtin(target.name, params_json)
             loaded = self._module(run, target.name, target.code_hash)
         finally:
@@ -362,6 +406,29 @@ class Interpreter:
 
     def _refuse(self, message: object) -> str:
         raise HostArgError(str(message))
+
+
+def _keyed(request: object) -> tuple[str, str]:
+    """``(op, key)`` of a one-argument request such as ``["get", key]``; else empty strings."""
+    if isinstance(request, list) and len(request) == 2:
+        op, key = request
+        if isinstance(op, str) and isinstance(key, str):
+            return op, key
+    return "", ""
+
+
+def _record_own(own: RunWrites, text: str) -> None:
+    """Note a held ``put``/``delete`` so this run's later reads see it."""
+    try:
+        request = loads(text)
+    except ValueError:
+        return  # the host refuses it when it arrives, and that fails the run
+    if not (isinstance(request, list) and request and isinstance(request[0], str)):
+        return
+    if request[0] == "put" and len(request) == 4 and isinstance(request[1], str):
+        own.record(request[1], dumps(request[2]))
+    elif request[0] == "delete" and len(request) == 2 and isinstance(request[1], str):
+        own.record(request[1], None)
 
 
 def _compile_message(name: str, failure: StarlarkFailure) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from consortia._json import JSON, check_value
+from consortia._json import JSON, check_value, loads_strict
 from consortia.errors import ActionFailed, BadRequest, Unavailable
 from consortia.sandbox.compiler import CompiledAction
 from consortia.sandbox.host import BuiltinTarget, Host, StarlarkTarget
@@ -123,6 +123,16 @@ class HostLink:
         self._codes = {top.code_hash: top.code}
         self._value = _trusted if checked else _json
 
+    def constants(self) -> dict[str, str]:
+        """The answers to :data:`CONSTANT_REQUESTS`, sent with a run to save their trips."""
+        host = self._host
+        return {
+            '["caller"]': dumps(host.caller()),
+            '["txid"]': dumps(host.txid()),
+            '["now"]': dumps(host.now()),
+            '["visible_to"]': dumps(_listed(host.visible_to())),
+        }
+
     def exchange(self, writes: list[str], request: str | None) -> str:
         """Apply the held-back writes, then answer the request (see :class:`Link`)."""
         for write in writes:
@@ -130,17 +140,27 @@ class HostLink:
         return "null" if request is None else dumps(self._answer(_parse(request)))
 
     def exchange_batch(self, text: str) -> str:
-        """:meth:`exchange` for one JSON text ``[[write...], request-or-null]`` (the wire)."""
-        batch = _parse(text)
+        """:meth:`exchange` for one JSON text ``[[write...], request-or-null]`` (the wire).
+
+        From an executor, the whole text is checked once as it is parsed (depth, safe
+        integers, finite numbers, no lone surrogates): one pass over the text instead of a
+        recursive walk of every value in it.
+        """
+        if self._value is _json:
+            batch = _parse_checked(text)
+            return self._apply(batch, _trusted)
+        return self._apply(_parse(text), self._value)
+
+    def _apply(self, batch: list[JSON], check: _Check) -> str:
         writes = batch[0] if len(batch) == 2 else None
         if not isinstance(writes, list):
             raise HostArgError("malformed host request")
         request = batch[1]
         for write in writes:
-            self._answer(write)
-        return "null" if request is None else dumps(self._answer(request))
+            self._answer(write, check)
+        return "null" if request is None else dumps(self._answer(request, check))
 
-    def _answer(self, request: JSON) -> JSON:
+    def _answer(self, request: JSON, check: _Check | None = None) -> JSON:
         if not isinstance(request, list) or not request or not isinstance(request[0], str):
             raise HostArgError("malformed host request")
         op, args = request[0], request[1:]
@@ -150,7 +170,7 @@ class HostLink:
         arity, answer = entry
         if len(args) != arity:
             raise HostArgError(f"{op}: expected {arity} arguments, got {len(args)}")
-        return answer(self._host, op, args, self._value)
+        return answer(self._host, op, args, check or self._value)
 
     def resolve(self, action: str) -> ResolvedAction | BuiltinTarget:
         """Ask the host; compile a Starlark target (cached) so the interpreter can run it."""
@@ -185,6 +205,16 @@ def _parse(text: str) -> list[JSON]:
         parsed = loads(text)
     except ValueError:
         raise HostArgError("malformed host request") from None
+    if not isinstance(parsed, list):
+        raise HostArgError("malformed host request")
+    return parsed
+
+
+def _parse_checked(text: str) -> list[JSON]:
+    try:
+        parsed = loads_strict(text, what="host request")
+    except BadRequest as exc:
+        raise HostArgError(exc.message) from None
     if not isinstance(parsed, list):
         raise HostArgError("malformed host request")
     return parsed

@@ -22,6 +22,7 @@ import time
 import weakref
 from pathlib import Path
 
+from consortia._json import JSON
 from consortia.errors import (
     ActionFailed,
     BudgetExceeded,
@@ -32,6 +33,7 @@ from consortia.errors import (
 from consortia.sandbox import _wire
 from consortia.sandbox._link import HostArgError, HostLink, ResolvedAction, dumps
 from consortia.sandbox.budget import Budget
+from consortia.sandbox.cache import StateView, ViewTracker
 from consortia.sandbox.compiler import CompiledAction
 
 __all__ = ["KILL_GRACE_MS", "LOAD_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ExecutorProcess"]
@@ -79,7 +81,12 @@ class ExecutorProcess:
 
     def __init__(self) -> None:
         self.restarts = 0
+        #: Runs started, and host requests the child sent during them (each a round trip).
+        self.runs = 0
+        self.round_trips = 0
         self._closed = False
+        #: What the child's read cache reflects (see consortia.sandbox.cache).
+        self._view = ViewTracker()
         self._spawn()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -100,6 +107,7 @@ class ExecutorProcess:
         self._process = process
         self._channel = _wire.Channel(process.stdout.fileno(), process.stdin.fileno())
         self._ready = False
+        self._view.reset()
         self._finalizer = weakref.finalize(self, _stop, process)
 
     def _argv(self) -> list[str]:
@@ -188,11 +196,25 @@ class ExecutorProcess:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, action: CompiledAction, params_json: str, link: HostLink, budget: Budget) -> str:
-        """Run ``action`` in the child; JSON text in and out (see :meth:`Interpreter.run`)."""
+    def run(
+        self,
+        action: CompiledAction,
+        params_json: str,
+        link: HostLink,
+        budget: Budget,
+        view: StateView | None = None,
+    ) -> str:
+        """Run ``action`` in the child; JSON text in and out (see :meth:`Interpreter.run`).
+
+        With a ``view`` of the state the host reads, the child's read cache serves what is
+        still committed (see :mod:`consortia.sandbox.cache`); without one it is emptied.
+        """
         self._ensure_ready()
         allowance = (budget.time_ms + KILL_GRACE_MS) / 1000
-        header = dumps([action.name, action.code_hash, budget.to_wire()])
+        update = None if view is None else self._view.update(view)
+        self.runs += 1
+        constants: dict[str, JSON] = {**link.constants()}
+        header = dumps([action.name, action.code_hash, budget.to_wire(), update, constants])
         frame = _wire.encode(_wire.RUN, header.encode() + b"\n" + params_json.encode())
         conversed = False
         try:
@@ -241,6 +263,7 @@ class ExecutorProcess:
                 code, message, restart = json.loads(payload)
                 error = pending if pending is not None else error_for_code(str(code), str(message))
                 return "", error, bool(restart)
+            self.round_trips += 1
             reply, refusal = self._answer(tag, payload, link)
             if refusal is not None:
                 pending = refusal

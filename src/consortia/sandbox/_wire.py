@@ -9,7 +9,9 @@ direction   tag        payload
 ==========  =========  ==========================================================
 exec→host   ``Y``      ready: JSON ``[PROTOCOL_VERSION, pid]``
 host→exec   ``L``      load (compile) code: JSON ``[name, code_hash, budget]``, ``\\n``, code
-host→exec   ``R``      run: JSON ``[name, code_hash, budget]``, ``\\n``, params JSON
+host→exec   ``R``      run: JSON ``[name, code_hash, budget, cache, constants]``, ``\\n``,
+                       params JSON (``cache``: the read cache's update or null, see
+                       :mod:`.cache`; ``constants``: caller, txid, now, visible_to)
 exec→host   ``H``      held writes and a request: JSON ``[[write...], request-or-null]``
 exec→host   ``V``      resolve a ``call`` target: the action name
 exec→host   ``B``      builtin call: action name, ``\\n``, params JSON
@@ -61,7 +63,7 @@ __all__ = [
     "write_all",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct(">I")
 #: Largest frame either side accepts (a value bigger than this cannot cross).
 MAX_FRAME = 64 * 1024 * 1024

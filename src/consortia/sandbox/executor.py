@@ -25,6 +25,7 @@ from consortia.sandbox import _wire
 from consortia.sandbox._interpreter import Interpreter
 from consortia.sandbox._link import HostArgError, ResolvedAction, batch_text, dumps
 from consortia.sandbox.budget import Budget
+from consortia.sandbox.cache import CACHE_MAX_BYTES, ReadCache
 from consortia.sandbox.host import BuiltinTarget
 
 __all__ = ["main"]
@@ -98,8 +99,14 @@ def _limit_memory(baseline: int, memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+#: Address space set aside for the read cache on top of an action's memory budget (the
+#: cache's accounted bytes, plus what Python's objects cost beyond them).
+CACHE_RESERVE = 2 * CACHE_MAX_BYTES
+
+
 def _serve(read_fd: int, write_fd: int) -> None:
     interpreter = Interpreter()
+    cache = ReadCache()
     baseline = _address_space()
     link = RemoteLink(read_fd, write_fd)
     ready = dumps([_wire.PROTOCOL_VERSION, os.getpid()]).encode()
@@ -113,14 +120,27 @@ def _serve(read_fd: int, write_fd: int) -> None:
         if tag not in (_wire.RUN, _wire.LOAD):
             raise _wire.ChannelGarbled(f"expected a run or load frame, got {tag!r}")
         header, _, body = payload.partition(b"\n")
-        name, digest, fields = json.loads(header)
+        name, digest, fields, *extra = json.loads(header)
         budget = Budget.from_wire(fields)
         if budget.memory_bytes != memory_limit:
-            _limit_memory(baseline, budget.memory_bytes)
+            _limit_memory(baseline, budget.memory_bytes + CACHE_RESERVE)
             memory_limit = budget.memory_bytes
         try:
             if tag == _wire.RUN:
-                text, writes = interpreter.run(name, digest, body.decode(), link, budget)
+                update, constants = extra if len(extra) == 2 else (None, None)
+                if update is None:
+                    cache.clear()  # no view of the state: nothing cached may be trusted
+                else:
+                    cache.apply(update)
+                text, writes = interpreter.run(
+                    name,
+                    digest,
+                    body.decode(),
+                    link,
+                    budget,
+                    constants=_texts(constants),
+                    cache=None if update is None else cache,
+                )
                 # The parent applies the last writes before it accepts the result.
                 result = (batch_text(writes, None) + "\n" + text).encode()
             else:
@@ -137,6 +157,13 @@ def _serve(read_fd: int, write_fd: int) -> None:
         _wire.write_all(write_fd, reply)
         if interpreter.tainted:
             return  # after a panic or MemoryError, start afresh rather than trust this heap
+
+
+def _texts(value: object) -> dict[str, str] | None:
+    """The run's constant answers as the parent sent them (request text -> reply text)."""
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _failure(code: str, message: str, *, restart: bool = False) -> bytes:

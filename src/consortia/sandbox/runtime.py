@@ -28,12 +28,25 @@ from consortia.sandbox._interpreter import Interpreter
 from consortia.sandbox._link import HostLink, dumps, loads
 from consortia.sandbox._supervisor import ExecutorProcess
 from consortia.sandbox.budget import Budget
+from consortia.sandbox.cache import StateView
 from consortia.sandbox.compiler import CompiledAction, SourceFacts, code_hash, inspect_source
 from consortia.sandbox.host import Host
 
-__all__ = ["ActionRuntime", "Isolation"]
+__all__ = ["ActionRuntime", "Isolation", "SandboxStats"]
 
 Isolation = Literal["process", "inline"]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxStats:
+    """Counters of one runtime since it started (``/metrics`` shows them)."""
+
+    #: Top-level runs of action code.
+    runs: int
+    #: Host requests that crossed the executor's pipe (0 inline): each a round trip.
+    round_trips: int
+    #: Executor processes replaced (a run past its budget, a crash).
+    restarts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,7 @@ class ActionRuntime:
         self._executor = ExecutorProcess() if isolation == "process" else None
         self._closed = False
         self._running = False
+        self._inline_runs = 0
 
     def __enter__(self) -> ActionRuntime:
         return self
@@ -87,6 +101,13 @@ class ActionRuntime:
     def executor_restarts(self) -> int:
         """How many times the executor process was replaced (process isolation)."""
         return self._executor.restarts if self._executor is not None else 0
+
+    def stats(self) -> SandboxStats:
+        """Runs, round trips to the executor and its restarts so far."""
+        executor = self._executor
+        if executor is None:
+            return SandboxStats(self._inline_runs, 0, 0)
+        return SandboxStats(executor.runs, executor.round_trips, executor.restarts)
 
     def compile(self, name: str, code: str) -> CompiledAction:
         """Check ``code`` and compile it; raise :class:`ActionFailed` (with line and column).
@@ -142,8 +163,12 @@ class ActionRuntime:
         params: JSONObject,
         host: Host,
         budget: Budget | None = None,
+        view: StateView | None = None,
     ) -> JSON:
         """Run ``main(params)`` of ``action`` with host functions bound to ``host``.
+
+        ``view`` describes the committed state ``host`` reads (see :mod:`.cache`): in process
+        isolation the executor then answers reads of unchanged objects itself.
 
         Returns main's return value (JSON, None allowed). Raises the host's own errors
         unchanged; :class:`ActionFailed` for ``fail()``, runtime errors and non-JSON values;
@@ -161,7 +186,7 @@ class ActionRuntime:
                 raise RuntimeError("ActionRuntime.run is not re-entrant (a host called back)")
             self._running = True
             try:
-                text, inline = self._run(action, params, host, budget)
+                text, inline = self._run(action, params, host, budget, view)
             finally:
                 self._running = False
         try:
@@ -172,13 +197,24 @@ class ActionRuntime:
             raise ActionFailed(f"{action.name}: the result is not JSON ({exc})") from None
 
     def _run(
-        self, action: CompiledAction, params: JSONObject, host: Host, budget: Budget
+        self,
+        action: CompiledAction,
+        params: JSONObject,
+        host: Host,
+        budget: Budget,
+        view: StateView | None,
     ) -> tuple[str, bool]:
         checked = self._checked(action)
         if self._interpreter is not None:
+            self._inline_runs += 1
             link = HostLink(host, self._compile_nested, checked, checked=True)
             text, writes = self._interpreter.run(
-                checked.name, checked.code_hash, dumps(params), link, budget
+                checked.name,
+                checked.code_hash,
+                dumps(params),
+                link,
+                budget,
+                constants=link.constants(),
             )
             if writes:
                 link.exchange(writes, None)  # the last held-back writes, in order
@@ -186,7 +222,7 @@ class ActionRuntime:
         if self._executor is None:
             raise Unavailable("the action runtime is closed")
         link = HostLink(host, self._compile_nested, checked)
-        return self._executor.run(checked, dumps(params), link, budget), False
+        return self._executor.run(checked, dumps(params), link, budget, view), False
 
     # -- the engine's ActionSandbox protocol (consortia.engine.platform) -----------------------
 
@@ -201,9 +237,10 @@ class ActionRuntime:
         params: JSONObject,
         host: Host,
         budget: Budget | None = None,
+        view: StateView | None = None,
     ) -> JSON:
         """Compile (cached by code hash) and run ``main(params)`` (default budget if None)."""
-        return self.run(self.compile(name, code), params, host, budget)
+        return self.run(self.compile(name, code), params, host, budget, view)
 
     def _checked(self, action: CompiledAction) -> CompiledAction:
         """``action`` if this runtime compiled its code; else compile it now.

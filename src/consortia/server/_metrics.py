@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from consortia.analytics.sink import SinkStats
+from consortia.sandbox.runtime import SandboxStats
 
 __all__ = ["CONTENT_TYPE", "NAMED_OUTCOMES", "Metrics"]
 
@@ -68,11 +69,42 @@ class _AnalyticsCollector:
         return [events, queued, alerts]
 
 
+class _SandboxCollector:
+    """The action sandbox's counters, read at scrape time."""
+
+    def __init__(self, source: Callable[[], SandboxStats | None]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._source()
+        if stats is None:
+            return []
+        families = []
+        for name, text, value in (
+            ("runs", "Runs of Starlark action code", stats.runs),
+            (
+                "round_trips",
+                "Host requests that crossed the executor's pipe during runs (one round trip "
+                "each; reads the executor's cache answered do not count)",
+                stats.round_trips,
+            ),
+            ("restarts", "Executor processes replaced (budget exceeded, crash)", stats.restarts),
+        ):
+            family = CounterMetricFamily(f"consortia_sandbox_{name}", text)
+            family.add_metric([], value)
+            families.append(family)
+        return families
+
+
 class Metrics:
     """The counters, histograms and gauges ``/metrics`` exposes."""
 
     def __init__(
-        self, *, analytics: Callable[[], SinkStats | None] | None = None, names: bool = False
+        self,
+        *,
+        analytics: Callable[[], SinkStats | None] | None = None,
+        sandbox: Callable[[], SandboxStats | None] | None = None,
+        names: bool = False,
     ) -> None:
         #: Whether labels may carry consortium ids and action names (the operator's opt-in).
         self.names = names
@@ -80,6 +112,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         if analytics is not None:
             self.registry.register(_AnalyticsCollector(analytics))
+        if sandbox is not None:
+            self.registry.register(_SandboxCollector(sandbox))
         self.actions = Counter(
             "consortia_actions",
             "executeAction requests by action and outcome (committed, pending or error code)",

@@ -91,7 +91,11 @@ class Service:
                 f"{self.attestation.kind!r}; open the platform with running_platform(provider)"
             )
         self.exposure = exposure
-        self.metrics = Metrics(analytics=platform.analytics_stats, names=exposure.metrics_names)
+        self.metrics = Metrics(
+            analytics=platform.analytics_stats,
+            sandbox=platform.sandbox_stats,
+            names=exposure.metrics_names,
+        )
         self.hub = StreamHub(per_member=limits.streams_per_member, total=limits.streams_total)
         self.sequencer = Sequencer(platform, metrics=self.metrics, hub=self.hub)
         self.closing = asyncio.Event()
