@@ -47,6 +47,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/detector_eval.py --seeds 3 --normal-days 2
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/http_floor.py
+	$(BIN)/python bench/targets.py
 
 # The long HTTP run: 30 s scenarios, 10^6 objects in state, a 10-minute RSS soak (~25 min).
 bench-full: $(BENCH_STAMP)

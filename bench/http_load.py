@@ -11,8 +11,11 @@ writes every figure to a JSON file.
 Scenarios:
   ceiling      the empty action (signature check only), 1 consortium, saturation
   builtin      sendNotifications (builtin): tx + nonce + notification, saturation
+  builtin-batch  the same, 16 signed requests per HTTP request (POST .../actions/batch)
   builtin-10c  the same spread over 10 consortia
   telco        updateDeviceOrder (Starlark, Telco template), one device order each
+  telco@half   the same offered at half the rate telco reached (open loop): latency
+  telco-batch  the same, 16 per HTTP request
   hot          benchPut (Starlark) on one hot object
   many-small   benchPut on random objects of 10^3 loaded ones
   many-large   benchPut on random objects of 10^5 (short) or 10^6 (--full) loaded ones
@@ -49,12 +52,14 @@ import httpx
 from consortia.identity.jwt import issue_token
 from consortia.identity.keyfile import load_signing_key
 from consortia.identity.keys import MemberKeys, SigningKey
-from consortia.wire import sign_action, sign_creation, sign_operator_token
+from consortia.wire import batch_body, sign_action, sign_creation, sign_operator_token
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 FOUNDERS = ("m0", "m1", "m2", "m3")
 TELCO_ROLES = {"telco": "seller", "vendorA": "supplier", "acme": "customer"}
+#: Requests per HTTP request in the batched scenarios (POST .../actions/batch).
+BATCH = 16
 #: Devices per Telco order (the demo's order has 2; 4 is a small business site).
 DEVICES_PER_ORDER = 4
 #: Set CONSORTIA_BENCH_PROFILE=DIR to run each server under py-spy (collapsed stacks in DIR).
@@ -117,8 +122,9 @@ def server(data: Path, *, ceiling: bool = False, isolation: str = "process") -> 
             process.wait()
 
 
-def sandbox_counters(srv: Server) -> dict[str, float]:
-    """The sandbox's counters from ``/metrics`` (runs, round trips, restarts)."""
+def server_counters(srv: Server) -> dict[str, float]:
+    """From ``/metrics``: the sandbox's counters (runs, round trips, restarts) and the
+    actions committed (``committed``), which a batched run counts its actions by."""
     token = sign_operator_token(srv.operator, audience="metrics", now=int(time.time()))
     answer = srv.http.get("/metrics", headers={"authorization": f"Bearer {token}"})
     if answer.status_code != 200:
@@ -128,6 +134,8 @@ def sandbox_counters(srv: Server) -> dict[str, float]:
         if line.startswith("consortia_sandbox_") and "_total " in line:
             name, value = line.split()
             found[name.removeprefix("consortia_sandbox_").removesuffix("_total")] = float(value)
+        elif line.startswith("consortia_actions_total{") and 'outcome="committed"' in line:
+            found["committed"] = found.get("committed", 0.0) + float(line.split()[-1])
     return found
 
 
@@ -170,6 +178,25 @@ def raw_post(cid: str, body: str) -> str:
         f"POST /v1/consortia/{cid}/actions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/jose\r\nContent-Length: {len(body)}\r\n\r\n{body}"
     )
+
+
+def raw_batch(cid: str, bodies: Sequence[str]) -> str:
+    body = batch_body(bodies).decode("ascii")
+    return (
+        f"POST /v1/consortia/{cid}/actions/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+
+def batched(requests: Requests, size: int) -> Requests:
+    """The same signed requests, ``size`` to an HTTP request (the batch endpoint)."""
+    out: Requests = []
+    for start in range(0, len(requests), size):
+        chunk = requests[start : start + size]
+        cid = chunk[0][1].split("/")[3]
+        bodies = [raw.rsplit("\r\n\r\n", 1)[1] for _, raw in chunk]
+        out.append((f"{chunk[0][0]} x{len(chunk)}", raw_batch(cid, bodies)))
+    return out
 
 
 def raw_get(path: str, token: str) -> str:
@@ -490,18 +517,25 @@ class Plan:
         rate: float = 0,
         open_loop: bool = False,
         seconds: float | None = None,
+        batched: int = 0,
     ) -> None:
-        before = sandbox_counters(srv)
+        before = server_counters(srv)
         raw = drive(
             srv,
             requests,
             rate=rate,
-            conns=self.args.conns,
+            # Batched: a quarter of the connections still keeps 4x the actions in flight.
+            conns=max(4, self.args.conns // 4) if batched else self.args.conns,
             duration=seconds or self.duration,
             name=name,
         )
-        after = sandbox_counters(srv)
+        after = server_counters(srv)
         self.rows.append(summarize(name, raw, open_loop=open_loop))
+        if batched:
+            # One HTTP answer carries many actions: count what the server says it committed.
+            row = self.rows[-1]
+            row["committed_per_s"] = (after["committed"] - before["committed"]) / row["wall_s"]
+            row["actions_per_request"] = batched
         runs = after.get("runs", 0) - before.get("runs", 0)
         trips = after.get("round_trips", 0) - before.get("round_trips", 0)
         self.rows[-1]["sandbox_runs"] = runs
@@ -524,10 +558,21 @@ class Plan:
                 create(srv, cid, founders, "bench")
             if self.want("builtin"):
                 self.run(srv, "builtin", notify_requests(["b0"], founders, n))
+            if self.want("builtin-batch"):
+                requests = batched(notify_requests(["b8"], founders, n), BATCH)
+                self.run(srv, "builtin-batch", requests, batched=BATCH)
             if self.want("builtin-10c"):
                 self.run(srv, "builtin-10c", notify_requests(cids, founders, n))
             if self.want("telco"):
                 self.run(srv, "telco", telco_setup(srv, "telco", n // 2))
+            if self.want("telco@half") and self.rows[-1]["scenario"] == "telco":
+                # The latency target: Telco actions offered at half their measured capacity.
+                rate = max(10.0, self.rows[-1]["committed_per_s"] / 2)
+                requests = telco_setup(srv, "telco3", int(rate * self.duration))
+                self.run(srv, "telco@half", requests, rate=rate, open_loop=True)
+            if self.want("telco-batch"):
+                requests = batched(telco_setup(srv, "telco2", n // 2), BATCH)
+                self.run(srv, "telco-batch", requests, batched=BATCH)
             if self.want("hot"):
                 self.run(srv, "hot", put_requests("b1", founders, n // 2, lambda i: "hot"))
             if self.want("many-small"):

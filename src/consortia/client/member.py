@@ -31,7 +31,12 @@ from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
 from consortia.identity.keys import VerifyKey
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
-from consortia.wire import open_notification, sign_action
+from consortia.wire import (
+    BATCH_MEDIA_TYPE,
+    batch_body,
+    open_notification,
+    sign_action,
+)
 
 __all__ = ["MemberClient", "Notification", "Submitted", "create_consortium", "open_service"]
 
@@ -103,6 +108,37 @@ class MemberClient(Session):
             seqno=seqno if isinstance(seqno, int) else None,
             proposal=proposal if isinstance(proposal, str) else None,
         )
+
+    async def submit_many(
+        self, requests: Sequence[tuple[str, JSONObject]], *, visible_to: Sequence[str] = ()
+    ) -> list[Submitted | ConsortiaError]:
+        """Sign each ``(action, params)`` on its own and send them in one HTTP request
+        (``POST .../actions/batch``, at most :data:`MAX_BATCH_REQUESTS`); one answer per
+        request, in order: :class:`Submitted`, or the error that refused that one request.
+        A refused request does not stop the others; retry it on its own."""
+        now = int(time.time())
+        bodies = [
+            sign_action(
+                self.keys,
+                consortium=self.consortium,
+                action=action,
+                params=params,
+                now=now,
+                visible_to=visible_to,
+            )
+            for action, params in requests
+        ]
+        answer = await send(
+            self.http,
+            "POST",
+            self._path("actions/batch"),
+            content=batch_body(bodies),
+            headers={"content-type": BATCH_MEDIA_TYPE},
+        )
+        items = answer.get("answers") if isinstance(answer, dict) else None
+        if not isinstance(items, list) or len(items) != len(bodies):
+            raise ServiceUnreachable("the batch answer does not hold one answer per request")
+        return [_batch_answer(item) for item in items]
 
     async def execute_action(
         self,
@@ -291,6 +327,26 @@ class MemberClient(Session):
             self._token = None  # a fresh token for the next attempt
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
+
+
+def _batch_answer(item: JSON) -> Submitted | ConsortiaError:
+    """One element of a batch answer: what the single endpoint would have answered."""
+    if not isinstance(item, dict):
+        raise ServiceUnreachable("a batch answer element is not an object")
+    txid = item.get("txid")
+    error = item.get("error")
+    if isinstance(error, dict):
+        code, message = error.get("code"), error.get("message")
+        return error_for_code(str(code), str(message), txid=txid if isinstance(txid, str) else None)
+    if not isinstance(txid, str):
+        raise ServiceUnreachable("a batch answer element has neither a txid nor an error")
+    seqno, proposal = item.get("seqno"), item.get("proposal")
+    return Submitted(
+        status=str(item.get("status")),
+        txid=txid,
+        seqno=seqno if isinstance(seqno, int) else None,
+        proposal=proposal if isinstance(proposal, str) else None,
+    )
 
 
 def _stream_error(doc: JSON) -> ConsortiaError:

@@ -41,6 +41,7 @@ __all__ = [
     "json_response",
     "limit_param",
     "query",
+    "read_body",
     "read_jose_body",
 ]
 
@@ -97,12 +98,14 @@ def _media_type(request: Request) -> str:
 
 async def read_jose_body(request: Request) -> bytes:
     """The body of a JWS/JWE request: right media type, at most 1 MiB, within 10 s."""
+    return await read_body(request, JOSE, "a compact JWS, or a JWE wrapping one")
+
+
+async def read_body(request: Request, media_type: str, what: str) -> bytes:
+    """A request body of ``media_type`` (``what`` it holds): at most 1 MiB, within 10 s."""
     media = _media_type(request)
-    if media != JOSE:
-        raise BadRequest(
-            f"Content-Type must be {JOSE} (a compact JWS, or a JWE wrapping one), "
-            f"not {media or 'missing'!r}"
-        )
+    if media != media_type:
+        raise BadRequest(f"Content-Type must be {media_type} ({what}), not {media or 'missing'!r}")
     declared = request.headers.get("content-length")
     if declared is not None:
         # isascii too: str.isdigit() accepts '²' and other digits int() refuses.
@@ -131,7 +134,7 @@ async def read_jose_body(request: Request) -> bytes:
         ) from None
     body = b"".join(chunks)
     if not body:
-        raise BadRequest("the request body is empty; send a compact JWS or JWE")
+        raise BadRequest(f"the request body is empty; send {what}")
     return body
 
 

@@ -212,19 +212,28 @@ class Lane:
 
     async def execute(self, body: bytes) -> Outcome:
         """Queue one executeAction body; its outcome once durable, or its refusal raised."""
-        if self._queue.qsize() >= MAX_QUEUE:
-            raise RateLimited(
-                f"consortium {self.cid!r} has {MAX_QUEUE} requests waiting; retry shortly "
-                "with the same body (retries are safe)"
-            )
-        future: asyncio.Future[Outcome | ConsortiaError]
-        future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((body, future))
-        self._depth.set(self._queue.qsize())
-        answer = await future
+        (answer,) = await self.execute_many([body])
         if isinstance(answer, ConsortiaError):
             raise answer
         return answer
+
+    async def execute_many(self, bodies: list[bytes]) -> list[Outcome | ConsortiaError]:
+        """Queue several bodies at once (so they usually share one group commit); each
+        one's outcome or refusal, in order, once durable. All are refused if the queue
+        cannot take them all."""
+        if self._queue.qsize() + len(bodies) > MAX_QUEUE:
+            raise RateLimited(
+                f"consortium {self.cid!r} has {self._queue.qsize()} requests waiting (at most "
+                f"{MAX_QUEUE}); retry shortly with the same bodies (retries are safe)"
+            )
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Outcome | ConsortiaError]] = []
+        for body in bodies:
+            future: asyncio.Future[Outcome | ConsortiaError] = loop.create_future()
+            self._queue.put_nowait((body, future))
+            futures.append(future)
+        self._depth.set(self._queue.qsize())
+        return [await future for future in futures]
 
     async def close(self) -> None:
         """Finish the queued requests, then stop."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consortia._json import JSONObject
+from consortia.wire import MAX_BATCH_REQUESTS
 
 __all__ = ["OPERATIONS", "Operation", "openapi_document"]
 
@@ -20,7 +21,7 @@ class Operation:
     method: str
     path: str
     summary: str
-    auth: str  # "none", "bearer" (member JWT) or "jws" (signed body)
+    auth: str  # "none", "bearer" (member JWT), "jws" (signed body) or "batch" (signed bodies)
     query: tuple[str, ...] = ()
     answers: tuple[int, ...] = (200,)
 
@@ -40,6 +41,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "jws",
         (),
         (200, 202),
+    ),
+    Operation(
+        "post",
+        "/v1/consortia/{cid}/actions/batch",
+        "Several executeAction requests, each signed on its own; one answer per request",
+        "batch",
     ),
     Operation("get", "/v1/consortia/{cid}/constitution", "Actions and members", "bearer"),
     Operation(
@@ -130,6 +137,21 @@ def _operation(op: Operation) -> JSONObject:
             "required": True,
             "content": {"application/jose": {"schema": {"type": "string", "maxLength": 1048576}}},
         }
+    if op.auth == "batch":
+        batch: JSONObject = {
+            "type": "object",
+            "required": ["requests"],
+            "additionalProperties": False,
+            "properties": {
+                "requests": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH_REQUESTS,
+                    "items": {"type": "string", "minLength": 1},
+                }
+            },
+        }
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": batch}}}
     doc["responses"] = responses
     return doc
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from consortia import __version__
 from consortia._json import JSON
 from consortia.engine import Committed, MemberView, Platform
-from consortia.errors import BadRequest, ConsortiaError, NotFound, Unavailable
+from consortia.errors import HTTP_STATUS, BadRequest, ConsortiaError, NotFound, Unavailable
 from consortia.server._attest import ServiceAttestation
 from consortia.server._http import (
     after_param,
@@ -38,6 +38,7 @@ from consortia.server._http import (
     json_response,
     limit_param,
     query,
+    read_body,
     read_jose_body,
 )
 from consortia.server._insights import insights_endpoint
@@ -45,6 +46,7 @@ from consortia.server._lanes import Sequencer, StreamHub
 from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
 from consortia.server._openapi import openapi_document
 from consortia.server._stream import NotificationStream
+from consortia.wire import BATCH_MEDIA_TYPE, parse_batch_body
 
 __all__ = ["Exposure", "Limits", "Service", "create_app"]
 
@@ -198,6 +200,27 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         return json_response(outcome.to_wire(), 200 if status == "committed" else 202)
 
     @endpoint
+    async def execute_batch(request: Request) -> Response:
+        cid = consortium_id(request)
+        query(request, ())
+        if service.closing.is_set():
+            raise Unavailable("the service is shutting down; retry with the same requests")
+        body = await read_body(request, BATCH_MEDIA_TYPE, '{"requests": [<compact JWS>, ...]}')
+        bodies = parse_batch_body(body)
+        lane = await sequencer.lane(cid)
+        answers = []
+        for each, outcome in zip(bodies, await lane.execute_many(bodies), strict=True):
+            if isinstance(outcome, ConsortiaError):
+                named = _peek_action(each) if outcome.code in NAMED_OUTCOMES else None
+                service.metrics.action(named, outcome.code)
+                answers.append({**outcome.to_wire(), "http": HTTP_STATUS.get(outcome.code, 503)})
+                continue
+            committed = isinstance(outcome, Committed)
+            service.metrics.action(outcome.action, "committed" if committed else "pending")
+            answers.append({**outcome.to_wire(), "http": 200 if committed else 202})
+        return json_response({"answers": answers})
+
+    @endpoint
     async def constitution(request: Request) -> Response:
         query(request, ())
         return json_response(await service.read(request, lambda v: v.constitution()))
@@ -275,6 +298,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         Route("/v1/service", service_info, methods=["GET"]),
         Route("/v1/consortia", create, methods=["POST"]),
         Route(prefix + "/actions", execute, methods=["POST"]),
+        Route(prefix + "/actions/batch", execute_batch, methods=["POST"]),
         Route(prefix + "/constitution", constitution, methods=["GET"]),
         Route(prefix + "/proposals", proposals, methods=["GET"]),
         Route(prefix + "/proposals/{pid}", proposal, methods=["GET"]),

@@ -7,6 +7,8 @@
                     :func:`parse_action_request` (server)
 ``creation``        consortium creation: :func:`sign_creation` (operator) and
                     :func:`parse_operator_request` (server)
+``batch``           batched submission: :func:`batch_body` (member) and
+                    :func:`parse_batch_body` (server)
 ``outcomes``        the answers: ``Committed`` (200), ``Pending`` (202), ``Created`` (201)
 ``notification``    a queue entry: :func:`seal_notice` (server) and
                     :func:`open_notification` (member), the ``vote_result`` body
@@ -19,6 +21,12 @@ engine all build on it.
 """
 
 from consortia.wire.action import ActionRequest, parse_action_request, sign_action
+from consortia.wire.batch import (
+    BATCH_MEDIA_TYPE,
+    MAX_BATCH_REQUESTS,
+    batch_body,
+    parse_batch_body,
+)
 from consortia.wire.creation import OperatorRequest, parse_operator_request, sign_creation
 from consortia.wire.envelope import (
     ACTION_TYP,
@@ -36,11 +44,13 @@ from consortia.wire.tokens import sign_key_proof, sign_operator_token
 
 __all__ = [
     "ACTION_TYP",
+    "BATCH_MEDIA_TYPE",
     "CREATE_TYP",
     "IAT_WINDOW",
     "JOSE_MEDIA_TYPE",
     "KEY_PROOF_TYP",
     "KINDS",
+    "MAX_BATCH_REQUESTS",
     "MAX_BODY_BYTES",
     "ActionRequest",
     "Committed",
@@ -49,9 +59,11 @@ __all__ = [
     "OperatorRequest",
     "Outcome",
     "Pending",
+    "batch_body",
     "new_nonce",
     "open_notification",
     "parse_action_request",
+    "parse_batch_body",
     "parse_operator_request",
     "seal_notice",
     "sign_action",
