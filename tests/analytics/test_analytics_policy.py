@@ -126,7 +126,10 @@ def test_set_analytics_policy_votes_like_amend_constitution() -> None:
 
     founders = [
         Member(
-            m, SigningKey.generate().verify_key, EncryptionKey.generate().public_key, {"role": r}
+            m,
+            SigningKey.generate().verify_key,
+            EncryptionKey.generate().public_key,
+            roles=(r,),
         )
         for m, r in (
             ("telco", "seller"),

@@ -315,6 +315,7 @@ def test_member_to_json() -> None:
         "encryption_key": encryption.to_jwk(),
         "info": {"name": "member 1"},
         "status": "suspended",
+        "roles": [],
     }
 
 

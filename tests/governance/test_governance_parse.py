@@ -186,7 +186,7 @@ def test_parse_voting_valid(value: JSON, expected: VotingSchema) -> None:
         ({"voters": {"M1": 1}, "majority": 1}, ("voting.voters",)),
         ({"voters": ["M1", 2], "majority": 1}, ("voting.voters[1]",)),
         ({"voters": ["M1", "not ok"], "majority": 1}, ("voting.voters[1]",)),
-        ({"voters": ["M1", "M1"], "majority": 1}, ("voting.voters lists a member twice",)),
+        ({"voters": ["M1", "M1"], "majority": 1}, ("voting.voters lists a member or role twice",)),
         ({"voters": "any", "majority": 0}, ("voting.majority must be an integer of at least 1",)),
         ({"voters": "any", "majority": -1}, ("voting.majority",)),
         ({"voters": "any", "majority": True}, ("voting.majority",)),

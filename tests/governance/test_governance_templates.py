@@ -36,6 +36,7 @@ PUBLIC = (
     "setAnalyticsPolicy",
     "reinstateMember",
     "setPlatformPolicy",
+    "setMemberRoles",
 )
 VOTED = (
     "addMember",
@@ -47,6 +48,7 @@ VOTED = (
     "setAnalyticsPolicy",
     "reinstateMember",
     "setPlatformPolicy",
+    "setMemberRoles",
 )
 UNVOTED = ("refreshTrustKeys", "voteFor")
 INTERNAL = ("approveAction", "sendNotifications")
@@ -57,7 +59,7 @@ TIMES = (0, 1_700_000_000, 2**53 - 1)
 
 def test_base_action_sets() -> None:
     assert frozenset((*PUBLIC, *INTERNAL)) == BASE_ACTIONS
-    assert len(BASE_ACTIONS) == 13
+    assert len(BASE_ACTIONS) == 14
     governance = {*VOTED, "refreshTrustKeys"}
     assert governance == GOVERNANCE_ACTIONS
     assert GOVERNANCE_ACTIONS < BASE_ACTIONS

@@ -103,24 +103,26 @@ def test_stock_movements_stay_balanced_and_per_supplier(tmp_path: Path) -> None:
 
 
 def _member(keys: MemberKeys, role: str | None) -> Member:
-    info: JSONObject = {} if role is None else {"role": role}
-    return parse_member({**keys.public_info(), "info": info}, what="m", error=BadRequest)
+    roles: JSONObject = {} if role is None else {"roles": [role]}
+    return parse_member({**keys.public_info(), **roles}, what="m", error=BadRequest)
 
 
 def test_template_needs_roles_and_gives_the_seller_a_veto() -> None:
     seller, supplier = MemberKeys.generate("t"), MemberKeys.generate("s")
-    with pytest.raises(ValueError, match=r"needs info\.role"):
+    with pytest.raises(ValueError, match=r"needs a role of the pack"):
         telco_constitution([_member(seller, "seller"), _member(supplier, None)])
     with pytest.raises(ValueError, match="role 'seller'"):
         telco_constitution([_member(supplier, "supplier")])
     built = TELCO_TEMPLATE.build([_member(seller, "seller"), _member(supplier, "supplier")])
     for name in ("addMember", "removeMember", "amendConstitution", "updatePermissions"):
         voting = built.actions[name].voting
-        assert (voting.voters, voting.majority, voting.veto) == ("all", 2, ("t",))
+        assert (voting.voters, voting.majority, voting.veto) == ("all", 2, ("role:seller",))
     bind = built.actions["bindSerial"]
-    assert (bind.voting.voters, bind.voting.majority) == (("t",), 1)
-    assert [p.member for p in bind.permissions] == ["s"]
-    assert [p.member for p in built.actions["placeOrder"].permissions] == ["t"]
+    assert (bind.voting.voters, bind.voting.majority) == (("role:seller",), 1)
+    # Every domain permission names a role, so members added later are covered.
+    assert [p.role for p in bind.permissions] == ["supplier"]
+    assert [p.role for p in built.actions["placeOrder"].permissions] == ["seller"]
+    built.check_permission(built.actions["placeOrder"], "t", 0)
 
 
 def test_device_status_is_answered_to_those_who_may_know(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from consortia import __version__
+from consortia._json import JSONObject
 from consortia.cli.action import add_action_commands
 from consortia.cli.attest import add_attest_parser
 from consortia.cli.insights import add_insights_parser
@@ -20,25 +21,43 @@ from consortia.cli.member import add_member_parsers, add_receipt_fetch
 from consortia.cli.recovery import add_recovery_parser
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
-from consortia.errors import ConsortiaError
+from consortia.errors import BadRequest, ConsortiaError
+from consortia.governance.parse import parse_roles
 from consortia.identity.keyfile import save_member_keys
 from consortia.identity.keys import MemberKeys, validate_member_id
 
 __all__ = ["main"]
 
 
+def _public_path(key_file: Path) -> Path:
+    """``vendorA.key.json`` -> ``vendorA.pub.json`` (else the key file's name + ``.pub.json``)."""
+    name = key_file.name
+    stem = name[: -len(".key.json")] if name.endswith(".key.json") else name
+    return key_file.with_name(f"{stem}.pub.json")
+
+
 def _keygen(args: argparse.Namespace) -> int:
     member = validate_member_id(args.member, what="--member")
-    keys = MemberKeys.generate(member)
+    roles = parse_roles(list(args.role or []), what="--role", error=BadRequest)
     out = Path(args.out or f"{member}.key.json")
+    pub = _public_path(out)
+    if pub.exists() and not args.force:
+        raise BadRequest(f"{pub} already exists; use --force to replace it")
+    keys = MemberKeys.generate(member)
     save_member_keys(keys, out, overwrite=args.force)
-    public = keys.public_info()
+    public: JSONObject = {**keys.public_info(), "roles": list(roles)}
+    # The public part is what the consortium needs (creation's --member, addMember's
+    # params): no secret in it, so it is written readable, beside the key file.
+    pub.write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
     if args.json:
-        print(json.dumps({"key_file": str(out), "member": public}, indent=2))
+        print(
+            json.dumps({"key_file": str(out), "public_file": str(pub), "member": public}, indent=2)
+        )
     else:
         print(f"wrote {out} (mode 0600): private keys of member {member!r}; keep it secret")
-        print("public part, to give to the consortium (addMember params):")
-        print(json.dumps(public, indent=2))
+        held = ", ".join(roles) if roles else "no role (add --role ROLE)"
+        print(f"wrote {pub}: its public part, roles {held}; give this file to the consortium")
+        print("  (consortia consortium create --member FILE, or the params of addMember)")
     return 0
 
 
@@ -81,7 +100,16 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="make a member key file (Ed25519 + X25519, mode 0600)")
     keygen.add_argument("--member", required=True, help="the member id, e.g. telco")
-    keygen.add_argument("--out", help="key file path (default: MEMBER.key.json)")
+    keygen.add_argument(
+        "--role",
+        action="append",
+        metavar="ROLE",
+        help="a role the member is to hold, e.g. supplier (repeat for several; default: none); "
+        "written into MEMBER.pub.json",
+    )
+    keygen.add_argument(
+        "--out", help="key file path (default: MEMBER.key.json; the public part goes beside it)"
+    )
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.add_argument("--json", action="store_true", help="machine-readable output")
     keygen.set_defaults(run=_keygen)

@@ -339,7 +339,7 @@ async def telco_story(url: str, fingerprint: str, operator: SigningKey, step: in
         operator,
         consortium=TELCO_CID,
         name="B2B orders",
-        members=[{**keys[m].public_info(), "info": {"role": r}} for m, r in ROLES.items()],
+        members=[{**keys[m].public_info(), "roles": [r]} for m, r in ROLES.items()],
         template="telco",
         fingerprint=fingerprint,
     )

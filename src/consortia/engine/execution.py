@@ -24,7 +24,9 @@ from consortia.engine.consortium import (
 from consortia.engine.invocation import Invocation
 from consortia.errors import ActionFailed, BadRequest, ScopeViolation
 from consortia.governance.constitution import ActionDefinition, Constitution, Member
+from consortia.governance.parse import parse_audience_entry
 from consortia.governance.voting import Proposal
+from consortia.identity.keys import ROLE_PREFIX
 from consortia.ledger.records import Audience
 from consortia.sandbox.host import BuiltinTarget, CallTarget, StarlarkTarget
 from consortia.wire.notification import Notice
@@ -130,9 +132,14 @@ class Execution:
         if visible_to is None:
             return self.audience
         if not isinstance(visible_to, list):
-            raise ActionFailed("put(..., visible_to=...) must be a list of member ids")
+            raise ActionFailed(
+                "put(..., visible_to=...) must be a list of member ids and role:NAME entries"
+            )
         ids = set()
         for member in visible_to:
+            if isinstance(member, str) and member.startswith(ROLE_PREFIX):
+                ids.add(parse_audience_entry(member, what="visible_to entry"))
+                continue
             if not isinstance(member, str) or not self.constitution.is_active(member):
                 raise ActionFailed(f"visible_to names {member!r}, which is not an active member")
             ids.add(member)
@@ -183,9 +190,17 @@ class Execution:
             check_value(body, what="notice body")
         except BadRequest as exc:
             raise ActionFailed(exc.message) from None
-        for member in sorted(set(members)):
-            if not isinstance(member, str) or not self.constitution.is_active(member):
+        named: set[str] = set()
+        for member in members:
+            if isinstance(member, str) and member.startswith(ROLE_PREFIX):
+                # A role's holders now: a notification is delivered once, not re-resolved.
+                parse_audience_entry(member, what="notify entry")
+                named.update(self.constitution.expand([member]))
+            elif not isinstance(member, str) or not self.constitution.is_active(member):
                 raise ActionFailed(f"notify names {member!r}, which is not an active member")
+            else:
+                named.add(member)
+        for member in sorted(named):
             self.tell(member, "notice", copy_json(body))
 
     def tell(

@@ -43,9 +43,10 @@ from consortia.governance.voting import (
     ProposalStatus,
     electorate,
     tally,
+    vetoers,
 )
 from consortia.identity.jws import ParsedJWS
-from consortia.identity.keys import EncryptionKey
+from consortia.identity.keys import ROLE_PREFIX, EncryptionKey
 from consortia.ledger.records import Audience
 from consortia.sandbox.budget import Budget
 from consortia.sandbox.cache import StateView
@@ -220,7 +221,8 @@ class Pipeline:
             # The requester's own approval already decides it: nothing to wait for.
             return self._run_request(batch, request, now, detail={"approved": first.reason})
         voters = sorted(
-            (electorate(schema, constitution) | set(schema.veto)) & set(constitution.active_ids())
+            (electorate(schema, constitution) | vetoers(schema, constitution))
+            & set(constitution.active_ids())
         )
         audience: tuple[str, ...] | None = None
         if request.action not in GOVERNANCE_ACTIONS:
@@ -282,7 +284,8 @@ class Pipeline:
     def _run(self, batch: Batch, run: Invocation) -> Committed:
         """Execute and stage one transaction; nothing is staged if it fails."""
         for member in run.visible_to:
-            if not batch.constitution.is_active(member):
+            # A role may be named before anyone holds it: its holders read it when they do.
+            if not member.startswith(ROLE_PREFIX) and not batch.constitution.is_active(member):
                 raise BadRequest(f"visible_to names {member!r}, which is not an active member")
         definition = batch.constitution.action(run.action)
         execution = Execution(

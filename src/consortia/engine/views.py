@@ -23,6 +23,7 @@ from consortia.identity._b64 import b64url_encode
 from consortia.ledger.crypto import LedgerCorrupted
 from consortia.ledger.merkle import InclusionError, inclusion_proof, verify_inclusion
 from consortia.ledger.receipts import build_receipt, verify_signed_root
+from consortia.ledger.records import Audience
 
 __all__ = ["MAX_PAGE", "MemberView"]
 
@@ -94,6 +95,10 @@ class MemberView:
     def __repr__(self) -> str:
         return f"MemberView({self.consortium!r}, {self.member!r})"
 
+    def _sees(self, audience: Audience) -> bool:
+        """Whether this member is in ``audience``: by id, or by a role it holds now."""
+        return self._runtime.constitution.sees(audience, self.member)
+
     @_observed("constitution")
     def constitution(self) -> JSONObject:
         """Every action definition (code included) and the member list with public keys."""
@@ -111,14 +116,14 @@ class MemberView:
         return [
             p.shown_to(self.member)
             for p in sorted(self._runtime.proposals.values(), key=lambda p: (p.created_at, p.id))
-            if p.visible_to_member(self.member)
+            if p.visible_to_member(self.member, self._runtime.constitution)
         ]
 
     @_observed("proposal", "txid")
     def proposal(self, pid: str) -> JSONObject:
         """One proposal by id, open or decided, if this member may see it."""
         found = self._runtime.proposal(pid)
-        if found is None or not found.visible_to_member(self.member):
+        if found is None or not found.visible_to_member(self.member, self._runtime.constitution):
             raise NotFound(f"no proposal {pid!r} that member {self.member!r} may see")
         return found.shown_to(self.member)
 
@@ -129,7 +134,7 @@ class MemberView:
         if row is not None:
             data = self._runtime.record_bytes(row)
             record = self._runtime.record(row)
-            if record.audience is None or self.member in record.audience:
+            if self._runtime.constitution.sees(record.audience, self.member):
                 return {"txid": txid, "seqno": row.seqno, "record": b64url_encode(data)}
         raise NotFound(f"no transaction {txid!r} that member {self.member!r} may see")
 
@@ -180,7 +185,7 @@ class MemberView:
         """The newest version of ``key`` this member may see."""
         key = _key(key)
         for version in reversed(self._runtime.versions(key)):
-            if version.visible_to(self.member):
+            if self._sees(version.audience):
                 if version.deleted:
                     break
                 return {
@@ -197,7 +202,7 @@ class MemberView:
         key = _key(key)
         out: list[JSONObject] = []
         for version in self._runtime.versions(key):
-            if version.visible_to(self.member):
+            if self._sees(version.audience):
                 entry: JSONObject = {
                     "seqno": version.seqno,
                     "txid": version.txid,

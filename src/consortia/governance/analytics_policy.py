@@ -70,13 +70,14 @@ class AnalyticsPolicy:
             return ()
         return self.grants.get(action, ())
 
-    def sees_full(self, member: str, role: str | None) -> bool:
-        """Whether ``member`` (with ``info.role`` ``role``) sees per-member breakdowns."""
-        return _matches(self.insights_full, member, role)
+    def sees_full(self, member: str, roles: str | Iterable[str] | None) -> bool:
+        """Whether ``member`` (holding ``roles``: one, several or none) sees per-member
+        breakdowns."""
+        return _matches(self.insights_full, member, roles)
 
-    def alerted(self, member: str, role: str | None) -> bool:
-        """Whether ``member`` (with ``info.role`` ``role``) gets ``misuse_alert`` notifications."""
-        return self.alert_to == "all" or _matches(self.alert_to, member, role)
+    def alerted(self, member: str, roles: str | Iterable[str] | None) -> bool:
+        """Whether ``member`` (holding ``roles``) gets ``misuse_alert`` notifications."""
+        return self.alert_to == "all" or _matches(self.alert_to, member, roles)
 
     def to_json(self) -> JSONObject:
         """The policy in its JSON form (the constitution read and ``gov/analytics``)."""
@@ -94,8 +95,9 @@ DEFAULT_ANALYTICS_POLICY = AnalyticsPolicy()
 """No granted fields, nobody sees other members' rows, everyone is alerted, no suspension."""
 
 
-def _matches(entries: Iterable[str], member: str, role: str | None) -> bool:
-    return any(entry == member or (role is not None and entry == role) for entry in entries)
+def _matches(entries: Iterable[str], member: str, roles: str | Iterable[str] | None) -> bool:
+    held = {roles} if isinstance(roles, str) else set(roles or ())
+    return any(entry == member or entry in held for entry in entries)
 
 
 def _unique_names(

@@ -23,12 +23,13 @@ from consortia.errors import (
 )
 from consortia.governance.analytics_policy import DEFAULT_ANALYTICS_POLICY, AnalyticsPolicy
 from consortia.governance.platform_policy import PlatformPolicy
-from consortia.identity.keys import PublicEncryptionKey, VerifyKey
+from consortia.identity.keys import ROLE_PREFIX, PublicEncryptionKey, VerifyKey
 
 __all__ = [
     "BASE_ACTIONS",
     "BUDGET_LIMITS",
     "GOVERNANCE_ACTIONS",
+    "ROLE_PREFIX",
     "ActionDefinition",
     "Constitution",
     "Member",
@@ -36,9 +37,16 @@ __all__ = [
     "Permission",
     "Scope",
     "VotingSchema",
+    "role_entry",
 ]
 
 Scope = Literal["public", "internal"]
+
+
+def role_entry(entry: str) -> str | None:
+    """The role an audience or permission entry names (``role:auditor`` -> ``auditor``)."""
+    return entry[len(ROLE_PREFIX) :] if entry.startswith(ROLE_PREFIX) else None
+
 
 #: Actions every constitution starts with (PROTOCOL.md section 7). They stay builtin: an
 #: amendment may change their permissions and voting schema, never their code.
@@ -57,6 +65,7 @@ BASE_ACTIONS: frozenset[str] = frozenset(
         "setAnalyticsPolicy",
         "reinstateMember",
         "setPlatformPolicy",
+        "setMemberRoles",
     }
 )
 
@@ -85,6 +94,7 @@ GOVERNANCE_ACTIONS: frozenset[str] = frozenset(
         "setAnalyticsPolicy",
         "reinstateMember",
         "setPlatformPolicy",
+        "setMemberRoles",
     }
 )
 
@@ -106,6 +116,9 @@ class Member:
     encryption_key: PublicEncryptionKey
     info: JSONObject = field(default_factory=dict)
     status: MemberStatus = MemberStatus.ACTIVE
+    #: The member's roles (sorted, distinct): what ``role:NAME`` permissions and audiences
+    #: resolve against, set at genesis or by addMember and changed by ``setMemberRoles``.
+    roles: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -120,21 +133,29 @@ class Member:
             "encryption_key": dict(self.encryption_key.to_jwk()),
             "info": copy.deepcopy(self.info),
             "status": self.status.value,
+            "roles": list(self.roles),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Permission:
-    """One entry of an action's permission list.
+    """One entry of an action's permission list: for one member, or for a role.
 
-    The validity window is half-open, ``[valid_from, valid_to)``, in NumericDate seconds,
-    like a JWT's ``nbf``/``exp``: ``valid_to`` is the first instant it no longer holds.
+    ``member`` is a member id, or ``role:NAME`` for every member holding role NAME when the
+    request is checked (:attr:`role`). The validity window is half-open,
+    ``[valid_from, valid_to)``, in NumericDate seconds, like a JWT's ``nbf``/``exp``:
+    ``valid_to`` is the first instant it no longer holds.
     """
 
     member: str
     execute: bool
     valid_from: int | None = None
     valid_to: int | None = None
+
+    @property
+    def role(self) -> str | None:
+        """The role this entry is for, or None when it names one member."""
+        return role_entry(self.member)
 
     def allows(self, now: int) -> bool:
         """Whether this entry grants execution at ``now``."""
@@ -146,7 +167,12 @@ class Permission:
 
     def to_json(self) -> JSONObject:
         """The entry in the wire format of PROTOCOL.md section 7."""
-        out: JSONObject = {"member": self.member, "execute": self.execute}
+        role = self.role
+        out: JSONObject = (
+            {"member": self.member, "execute": self.execute}
+            if role is None
+            else {"role": role, "execute": self.execute}
+        )
         if self.valid_from is not None:
             out["valid_from"] = self.valid_from
         if self.valid_to is not None:
@@ -196,12 +222,17 @@ class ActionDefinition:
     budget: Mapping[str, int] | None = None
 
     def permission_for(self, member: str) -> Permission | None:
-        """The member's entry in the permission list, if any (the last one wins)."""
+        """The member's own entry in the permission list, if any (the last one wins)."""
         found = None
         for entry in self.permissions:
             if entry.member == member:
                 found = entry
         return found
+
+    def role_permissions(self, roles: Iterable[str]) -> list[Permission]:
+        """The entries for any of ``roles``, in list order."""
+        wanted = {ROLE_PREFIX + r for r in roles}
+        return [entry for entry in self.permissions if entry.member in wanted]
 
     def to_json(self) -> JSONObject:
         """The definition as the constitution read shows it (code included)."""
@@ -287,18 +318,34 @@ class Constitution:
         return definition
 
     def check_permission(self, definition: ActionDefinition, member_id: str, now: int) -> None:
-        """Raise ``permission_denied`` unless the member may execute ``definition`` at ``now``."""
+        """Raise ``permission_denied`` unless the member may execute ``definition`` at ``now``.
+
+        The member's own entry decides when there is one (``execute: false`` refuses it
+        whatever its roles allow); otherwise any entry of one of its roles that holds at
+        ``now`` grants it.
+        """
         entry = definition.permission_for(member_id)
+        if entry is None:
+            by_role = definition.role_permissions(self.roles_of(member_id))
+            if any(e.allows(now) for e in by_role):
+                return
+            entry = next((e for e in by_role if e.execute), None)
         if entry is None or not entry.execute:
             raise PermissionDenied(
                 f"member {member_id!r} has no execute permission on {definition.name!r}"
+                + self._held_roles(member_id)
             )
         if not entry.allows(now):
             window = f"[{entry.valid_from}, {entry.valid_to})"
+            via = "" if entry.role is None else f" (as {entry.role})"
             raise PermissionDenied(
-                f"member {member_id!r} may execute {definition.name!r} only within {window}; "
-                f"now is {now}"
+                f"member {member_id!r} may execute {definition.name!r}{via} only within "
+                f"{window}; now is {now}"
             )
+
+    def _held_roles(self, member_id: str) -> str:
+        roles = self.roles_of(member_id)
+        return f" (its roles: {', '.join(roles)})" if roles else " (it holds no role)"
 
     # -- changes (each returns a new constitution) ----------------------------------------
 
@@ -338,13 +385,36 @@ class Constitution:
             doc["platform_policy"] = self.platform_policy.to_json()
         return doc
 
-    def role_of(self, member_id: str) -> str | None:
-        """The member's ``info.role`` (the Telco template's roles), if it has one."""
+    def roles_of(self, member_id: str) -> tuple[str, ...]:
+        """The member's roles (none for an unknown member)."""
         found = self.members.get(member_id)
-        role = None if found is None else found.info.get("role")
-        return role if isinstance(role, str) else None
+        return () if found is None else found.roles
+
+    def holders(self, role: str) -> list[str]:
+        """Active members holding ``role``, sorted."""
+        return sorted(m.id for m in self.members.values() if m.active and role in m.roles)
+
+    def sees(self, audience: Iterable[str] | None, member_id: str) -> bool:
+        """Whether ``member_id`` is in ``audience`` (None: everyone), by id or by a role it
+        holds now: ``role:NAME`` entries resolve when read, so a member who takes a role
+        later reads what was addressed to that role before."""
+        if audience is None:
+            return True
+        roles = {ROLE_PREFIX + r for r in self.roles_of(member_id)}
+        return any(entry == member_id or entry in roles for entry in audience)
+
+    def expand(self, entries: Iterable[str]) -> list[str]:
+        """Active member ids named by ``entries`` (ids and ``role:NAME``), sorted, distinct."""
+        out: set[str] = set()
+        for entry in entries:
+            role = role_entry(entry)
+            if role is None:
+                out.add(entry)
+            else:
+                out.update(self.holders(role))
+        return sorted(out)
 
     def alert_recipients(self) -> list[str]:
         """Active members the analytics policy names for ``misuse_alert``, sorted."""
         policy = self.analytics
-        return [m for m in self.active_ids() if policy.alerted(m, self.role_of(m))]
+        return [m for m in self.active_ids() if policy.alerted(m, self.roles_of(m))]

@@ -13,6 +13,7 @@ from consortia._json import JSON, JSONObject, require_fields
 from consortia.errors import ActionFailed, ConsortiaError
 from consortia.governance.constitution import (
     BUDGET_LIMITS,
+    ROLE_PREFIX,
     ActionDefinition,
     Member,
     MemberStatus,
@@ -20,7 +21,13 @@ from consortia.governance.constitution import (
     Scope,
     VotingSchema,
 )
-from consortia.identity.keys import PublicEncryptionKey, VerifyKey, validate_member_id
+from consortia.identity.keys import (
+    PublicEncryptionKey,
+    VerifyKey,
+    validate_audience_entry,
+    validate_member_id,
+    validate_role,
+)
 
 if TYPE_CHECKING:
     from consortia.governance.voting import Proposal
@@ -29,16 +36,21 @@ __all__ = [
     "MAX_CODE_BYTES",
     "parse_action_definition",
     "parse_action_name",
+    "parse_audience_entry",
     "parse_budget",
     "parse_member",
     "parse_permissions",
     "parse_proposal",
+    "parse_role",
+    "parse_roles",
     "parse_voting",
 ]
 
 #: Largest action code accepted by amendConstitution.
 MAX_CODE_BYTES = 256 * 1024
 _ACTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+#: Most roles one member may hold.
+MAX_ROLES = 16
 _ErrorType = type[ConsortiaError]
 
 
@@ -71,26 +83,70 @@ def parse_action_name(value: JSON, *, what: str, error: _ErrorType = ActionFaile
     return value
 
 
+def parse_role(value: JSON, *, what: str, error: _ErrorType = ActionFailed) -> str:
+    """A role name such as ``supplier``: a letter, then up to 31 of ``A-Za-z0-9_-``."""
+    try:
+        return validate_role(value, what=what)
+    except ConsortiaError as exc:
+        raise error(exc.message) from None
+
+
+def parse_roles(
+    value: JSON, *, what: str = "roles", error: _ErrorType = ActionFailed
+) -> tuple[str, ...]:
+    """A member's roles: a list of at most :data:`MAX_ROLES` role names (sorted, distinct)."""
+    if not isinstance(value, list) or len(value) > MAX_ROLES:
+        raise error(f"{what} must be a list of at most {MAX_ROLES} role names")
+    roles = {parse_role(item, what=f"{what}[{i}]", error=error) for i, item in enumerate(value)}
+    return tuple(sorted(roles))
+
+
+def parse_audience_entry(value: JSON, *, what: str, error: _ErrorType = ActionFailed) -> str:
+    """One ``visible_to`` or voter entry: a member id, or ``role:NAME`` for a role's holders."""
+    try:
+        return validate_audience_entry(value, what=what)
+    except ConsortiaError as exc:
+        raise error(exc.message) from None
+
+
 def parse_permissions(
     value: JSON, *, what: str = "permissions", error: _ErrorType = ActionFailed
 ) -> tuple[Permission, ...]:
-    """A permission list: ``[{"member", "execute", "valid_from"?, "valid_to"?}]``."""
+    """A permission list: ``[{"member" | "role", "execute", "valid_from"?, "valid_to"?}]``.
+
+    Each entry names one member (``member``) or every holder of a role (``role``), not both.
+    """
     if not isinstance(value, list):
         raise error(f"{what} must be a list of permission entries")
     out: list[Permission] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
         where = f"{what}[{index}]"
-        entry = require_fields(
-            item,
-            what=where,
-            required=("member", "execute"),
-            optional=("valid_from", "valid_to"),
-            error=error,
-        )
-        member = _member_id(entry["member"], f"{where}.member", error)
-        if member in seen:
-            raise error(f"{where}: member {member!r} appears twice in the permission list")
+        if isinstance(item, dict) and "role" in item and "member" not in item:
+            entry = require_fields(
+                item,
+                what=where,
+                required=("role", "execute"),
+                optional=("valid_from", "valid_to"),
+                error=error,
+            )
+            role = parse_role(entry["role"], what=f"{where}.role", error=error)
+            member = ROLE_PREFIX + role
+            if member in seen:
+                raise error(f"{where}: role {role!r} appears twice in the permission list")
+        else:
+            if isinstance(item, dict) and "role" in item:
+                raise error(f"{where} names a member and a role: give one of the two")
+            entry = require_fields(
+                item,
+                what=where,
+                required=("member", "execute"),
+                optional=("valid_from", "valid_to"),
+                error=error,
+            )
+            member = _member_id(entry["member"], f"{where}.member", error)
+            if member in seen:
+                raise error(f"{where}: member {member!r} appears twice in the permission list")
         seen.add(member)
         execute = entry["execute"]
         if not isinstance(execute, bool):
@@ -117,16 +173,23 @@ def parse_voting(
     elif voters_raw == "all":
         voters = "all"
     elif isinstance(voters_raw, list) and voters_raw:
-        ids = [_member_id(v, f"{what}.voters[{i}]", error) for i, v in enumerate(voters_raw)]
+        ids = [
+            parse_audience_entry(v, what=f"{what}.voters[{i}]", error=error)
+            for i, v in enumerate(voters_raw)
+        ]
         if len(set(ids)) != len(ids):
-            raise error(f"{what}.voters lists a member twice")
+            raise error(f"{what}.voters lists a member or role twice")
         voters = tuple(ids)
     else:
-        raise error(f"{what}.voters must be 'any', 'all' or a non-empty list of member ids")
+        raise error(
+            f"{what}.voters must be 'any', 'all' or a non-empty list of member ids and "
+            "role:NAME entries"
+        )
     majority = obj["majority"]
     if isinstance(majority, bool) or not isinstance(majority, int) or majority < 1:
         raise error(f"{what}.majority must be an integer of at least 1")
-    if isinstance(voters, tuple) and majority > len(voters):
+    named_only = isinstance(voters, tuple) and not any(v.startswith(ROLE_PREFIX) for v in voters)
+    if isinstance(voters, tuple) and named_only and majority > len(voters):
         raise error(
             f"{what}.majority {majority} can never be reached by {len(voters)} listed voters"
         )
@@ -134,10 +197,13 @@ def parse_voting(
     if veto_raw is None:
         veto_raw = []
     if not isinstance(veto_raw, list):
-        raise error(f"{what}.veto must be a list of member ids")
-    veto = tuple(_member_id(v, f"{what}.veto[{i}]", error) for i, v in enumerate(veto_raw))
+        raise error(f"{what}.veto must be a list of member ids and role:NAME entries")
+    veto = tuple(
+        parse_audience_entry(v, what=f"{what}.veto[{i}]", error=error)
+        for i, v in enumerate(veto_raw)
+    )
     if len(set(veto)) != len(veto):
-        raise error(f"{what}.veto lists a member twice")
+        raise error(f"{what}.veto lists a member or role twice")
     return VotingSchema(voters, majority, veto)
 
 
@@ -208,12 +274,16 @@ def parse_budget(
 
 
 def parse_member(value: JSON, *, what: str = "member", error: _ErrorType = ActionFailed) -> Member:
-    """A member as addMember and genesis give it: id, public JWKs, info."""
+    """A member as addMember and genesis give it: id, public JWKs, info, roles.
+
+    Without ``roles``, a string ``info.role`` (how founders' roles were given before roles
+    were the constitution's own) is the member's one role.
+    """
     obj = require_fields(
         value,
         what=what,
         required=("id", "signing_key", "encryption_key"),
-        optional=("info", "status"),
+        optional=("info", "status", "roles"),
         error=error,
     )
     member_id = _member_id(obj["id"], f"{what}.id", error)
@@ -230,7 +300,13 @@ def parse_member(value: JSON, *, what: str = "member", error: _ErrorType = Actio
         status = MemberStatus(str(status_raw))
     except ValueError:
         raise error(f"{what}.status must be active, suspended or removed") from None
-    return Member(member_id, signing, encryption, info, status)
+    if "roles" in obj:
+        roles = parse_roles(obj["roles"], what=f"{what}.roles", error=error)
+    elif isinstance(info.get("role"), str):
+        roles = (parse_role(info["role"], what=f"{what}.info.role", error=error),)
+    else:
+        roles = ()
+    return Member(member_id, signing, encryption, info, status, roles)
 
 
 def parse_proposal(value: JSON) -> Proposal:

@@ -28,6 +28,7 @@ _PUBLIC_BASE: dict[str, bool] = {
     "setAnalyticsPolicy": True,
     "reinstateMember": True,
     "setPlatformPolicy": True,
+    "setMemberRoles": True,
 }
 _INTERNAL_BASE = ("approveAction", "sendNotifications")
 #: What a member added later may execute at once.
@@ -71,8 +72,8 @@ DEFAULT_TEMPLATE = Template(
     description=(
         "Every founder may run every public base action; addMember, removeMember, "
         "amendConstitution, updatePermissions, setRecoveryThreshold, rotateLedgerSecret, "
-        "setAnalyticsPolicy, reinstateMember and setPlatformPolicy need a majority of all "
-        "active members."
+        "setAnalyticsPolicy, reinstateMember, setPlatformPolicy and setMemberRoles need a "
+        "majority of all active members."
     ),
     build=default_constitution,
 )

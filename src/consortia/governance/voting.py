@@ -36,6 +36,7 @@ __all__ = [
     "electorate",
     "may_vote",
     "tally",
+    "vetoers",
 ]
 
 
@@ -86,17 +87,23 @@ class Tally:
 
 
 def electorate(schema: VotingSchema, constitution: Constitution) -> frozenset[str]:
-    """Active members whose approval counts toward ``schema.majority``."""
+    """Active members whose approval counts toward ``schema.majority`` (``role:NAME``
+    entries stand for the role's holders at the time of the tally)."""
     if isinstance(schema.voters, str):
         return frozenset(constitution.active_ids())
-    return frozenset(m for m in schema.voters if constitution.is_active(m))
+    return frozenset(m for m in constitution.expand(schema.voters) if constitution.is_active(m))
+
+
+def vetoers(schema: VotingSchema, constitution: Constitution) -> frozenset[str]:
+    """Active members holding a veto under ``schema`` (ids, or holders of a listed role)."""
+    return frozenset(m for m in constitution.expand(schema.veto) if constitution.is_active(m))
 
 
 def may_vote(schema: VotingSchema, constitution: Constitution, member: str) -> bool:
     """Whether ``member`` may cast a ballot on a proposal under ``schema``."""
     if not constitution.is_active(member):
         return False
-    return member in electorate(schema, constitution) or member in schema.veto
+    return member in electorate(schema, constitution) or member in vetoers(schema, constitution)
 
 
 def tally(
@@ -112,7 +119,8 @@ def tally(
     if requester in voters and requester not in rejections:
         approvals.add(requester)
     approvals -= rejections
-    vetoes = sorted(m for m in rejections if m in schema.veto)
+    veto = vetoers(schema, constitution)
+    vetoes = sorted(m for m in rejections if m in veto)
     frozen_a, frozen_r = frozenset(approvals), frozenset(rejections)
     if vetoes:
         return Tally(
@@ -188,9 +196,12 @@ class Proposal:
         """A copy with its final ``status``."""
         return replace(self, status=status, reason=reason, seqno=seqno, error=error)
 
-    def visible_to_member(self, member: str) -> bool:
-        """Whether ``member`` may see this proposal."""
-        return self.audience is None or member in self.audience
+    def visible_to_member(self, member: str, constitution: Constitution | None = None) -> bool:
+        """Whether ``member`` may see this proposal: by id, or (given the constitution) by a
+        role it holds now."""
+        if constitution is None:
+            return self.audience is None or member in self.audience
+        return constitution.sees(self.audience, member)
 
     def to_json(self) -> JSONObject:
         """The proposal as ``GET …/proposals`` shows it."""

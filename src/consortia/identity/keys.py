@@ -27,15 +27,23 @@ from consortia.identity._b64 import b64url_encode
 from consortia.identity._okp import KEY_BYTES, okp_jwk, parse_private_okp, parse_public_okp
 
 __all__ = [
+    "ROLE_PREFIX",
     "EncryptionKey",
     "MemberKeys",
     "PublicEncryptionKey",
     "SigningKey",
     "VerifyKey",
+    "validate_audience_entry",
     "validate_member_id",
+    "validate_role",
 ]
 
 _MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: A role name: a letter, then up to 31 letters, digits, ``_`` or ``-`` (``auditor``).
+_ROLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+#: An audience entry ``role:NAME`` names every holder of role NAME when it is read; member
+#: ids cannot hold a colon, so the two spellings never collide.
+ROLE_PREFIX: Final = "role:"
 # p = 2**255 - 19: an X25519 u-coordinate at or above it (or with the top bit set) is a second
 # spelling of a smaller one, which would give one key two identities.
 _CURVE25519_P: Final = 2**255 - 19
@@ -63,6 +71,25 @@ def _is_usable_x25519_point(raw: bytes) -> bool:
         # libsodium refuses an all-zero result: every key exchange with this key would too.
         return False
     return True
+
+
+def validate_role(value: object, *, what: str) -> str:
+    """Return ``value`` if it is a role name: a letter, then up to 31 of ``A-Za-z0-9_-``."""
+    if not isinstance(value, str) or _ROLE_NAME.fullmatch(value) is None:
+        shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
+        raise BadRequest(
+            f"{what} {shown} is not a role name: expected a letter, then up to 31 letters, "
+            "digits, '_' or '-' (e.g. 'supplier')"
+        )
+    return value
+
+
+def validate_audience_entry(value: object, *, what: str) -> str:
+    """Return ``value`` if it names a member (its id) or a role's holders (``role:NAME``)."""
+    if isinstance(value, str) and value.startswith(ROLE_PREFIX):
+        validate_role(value[len(ROLE_PREFIX) :], what=what)
+        return value
+    return validate_member_id(value, what=what)
 
 
 def validate_member_id(value: object, *, what: str) -> str:

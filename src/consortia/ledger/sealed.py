@@ -122,7 +122,8 @@ class StateVersion:
     salt: bytes
 
     def visible_to(self, member: str) -> bool:
-        """Whether ``member`` may read this version."""
+        """Whether the audience names ``member`` by id (``role:NAME`` entries are resolved
+        against the constitution by the engine, which reads through ``Constitution.sees``)."""
         return self.audience is None or member in self.audience
 
 

@@ -1,9 +1,11 @@
 """The ``telco`` genesis template: roles, permissions and voting schemas of the pack.
 
-Founders carry their role in ``info`` (``{"role": "seller"}``, ...). Governance needs a
-majority of all members with every seller holding a veto; domain actions are public
-Starlark, permitted by role; ``bindSerial`` is proposed by a supplier and endorsed by the
-seller through its voting schema.
+Members hold roles in the constitution (``"roles": ["seller"]``, or ``info.role`` as
+before); every permission, veto and endorsement of the pack names a role, not a member, so a
+supplier or auditor added by vote after genesis may do at once what its role may.
+Governance needs a majority of all members with every seller holding a veto; domain actions
+are public Starlark, permitted by role; ``bindSerial`` is proposed by a supplier and endorsed
+by a seller through its voting schema.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from consortia.governance.constitution import (
     VotingSchema,
 )
 from consortia.governance.templates import DEFAULT_NEW_MEMBER_ACTIONS, Template, base_actions
+from consortia.identity.keys import ROLE_PREFIX
 
 __all__ = [
     "ANALYTICS_GRANTS",
@@ -28,6 +31,7 @@ __all__ = [
     "ROLES",
     "TELCO_TEMPLATE",
     "action_code",
+    "role",
     "telco_constitution",
 ]
 
@@ -96,35 +100,36 @@ def action_code(name: str) -> str:
     return code.rstrip("\n") + "\n\n\n" + _source("common")
 
 
-def _roles(founders: Sequence[Member]) -> dict[str, list[str]]:
-    by_role: dict[str, list[str]] = {role: [] for role in ROLES}
+def role(name: str) -> str:
+    """The permission, audience or voter entry for every holder of role ``name``."""
+    return ROLE_PREFIX + name
+
+
+def _check_roles(founders: Sequence[Member]) -> None:
     for member in founders:
-        role = member.info.get("role")
-        if not isinstance(role, str) or role not in by_role:
+        if not set(member.roles) & set(ROLES):
             raise ValueError(
-                f"founder {member.id!r} needs info.role, one of {', '.join(ROLES)} (got {role!r})"
+                f"founder {member.id!r} needs a role of the pack, one of {', '.join(ROLES)} "
+                f'("roles": ["supplier"]; it holds {list(member.roles) or "none"})'
             )
-        by_role[role].append(member.id)
-    if not by_role["seller"]:
+    if not any("seller" in m.roles for m in founders):
         raise ValueError("the telco template needs at least one founder with role 'seller'")
-    return by_role
 
 
 def telco_constitution(founders: Sequence[Member]) -> Constitution:
-    """Build the ``telco`` genesis constitution from founders that carry ``info.role``.
+    """Build the ``telco`` genesis constitution from founders that hold the pack's roles.
 
-    Raises ValueError when a founder has no known role or no founder is a seller.
+    Raises ValueError when a founder holds none of :data:`ROLES` or no founder is a seller.
     """
-    by_role = _roles(founders)
-    sellers = tuple(by_role["seller"])
-    governance = VotingSchema("all", len(founders) // 2 + 1, sellers)
+    _check_roles(founders)
+    governance = VotingSchema("all", len(founders) // 2 + 1, (role("seller"),))
     actions = base_actions(founders, governance)
     # Serial binding: the asset's supplier proposes (the code checks it is that supplier),
     # a seller endorses. Only sellers vote: with the suppliers in the electorate, another
     # supplier's approval could stand in for the seller's and it would see the proposal.
-    endorsement = VotingSchema(sellers, 1, ())
+    endorsement = VotingSchema((role("seller"),), 1, ())
     for name, (_, roles) in DOMAIN_ACTIONS.items():
-        permitted = tuple(Permission(member, True) for role in roles for member in by_role[role])
+        permitted = tuple(Permission(role(r), True) for r in roles)
         voting = endorsement if name == "bindSerial" else VotingSchema()
         actions[name] = ActionDefinition(
             name, "public", "starlark", action_code(name), permitted, voting
@@ -158,10 +163,10 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
 TELCO_TEMPLATE = Template(
     name="telco",
     description=(
-        "Telco order management: founders carry info.role (seller, supplier, installer, "
-        "customer, auditor); governance needs a majority with the seller's veto; projects, "
-        "orders, revisions and change plans, assets and serials, stock; bindSerial is "
-        "proposed by a supplier and endorsed by the seller."
+        "Telco order management: members hold roles (seller, supplier, installer, "
+        "customer, auditor) and every permission names a role; governance needs a majority "
+        "with the sellers' veto; projects, orders, revisions and change plans, assets and "
+        "serials, stock; bindSerial is proposed by a supplier and endorsed by a seller."
     ),
     build=telco_constitution,
 )

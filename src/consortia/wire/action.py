@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from consortia._json import JSONObject, canonical, loads_strict, require_fields
 from consortia.errors import BadRequest
 from consortia.identity.jws import ParsedJWS, sign_compact
-from consortia.identity.keys import MemberKeys, validate_member_id
+from consortia.identity.keys import MemberKeys, validate_audience_entry, validate_member_id
 from consortia.wire.envelope import ACTION_TYP, check_iat, check_nonce, new_nonce
 
 __all__ = ["ActionRequest", "parse_action_request", "sign_action"]
@@ -90,9 +90,13 @@ def parse_action_request(jws: ParsedJWS, cid: str) -> ActionRequest:
         raise BadRequest("params must be a JSON object")
     raw_visible = payload["visible_to"]
     if not isinstance(raw_visible, list) or len(raw_visible) > _MAX_VISIBLE:
-        raise BadRequest(f"visible_to must be a list of at most {_MAX_VISIBLE} member ids")
+        raise BadRequest(
+            f"visible_to must be a list of at most {_MAX_VISIBLE} member ids or role:NAME entries"
+        )
     visible = tuple(
-        sorted({validate_member_id(v, what=f"visible_to[{i}]") for i, v in enumerate(raw_visible)})
+        sorted(
+            {validate_audience_entry(v, what=f"visible_to[{i}]") for i, v in enumerate(raw_visible)}
+        )
     )
     txref = payload.get("txref")
     if txref is not None and (not isinstance(txref, str) or len(txref) > _MAX_TXREF):

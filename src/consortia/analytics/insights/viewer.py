@@ -35,6 +35,6 @@ def viewer_for(constitution: Constitution, member: str) -> Viewer:
     """
     if member not in constitution.members:
         raise NotFound(f"{member!r} is not a member of this consortium; insights are per member")
-    role = constitution.role_of(member)
+    roles = constitution.roles_of(member)
     policy = constitution.analytics
-    return Viewer(member, policy.sees_full(member, role), policy.alerted(member, role))
+    return Viewer(member, policy.sees_full(member, roles), policy.alerted(member, roles))

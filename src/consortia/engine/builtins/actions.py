@@ -23,13 +23,16 @@ from consortia.governance.parse import (
     parse_permissions,
 )
 from consortia.governance.voting import ProposalStatus
+from consortia.identity.keys import ROLE_PREFIX
 
 __all__ = ["AMEND_CONSTITUTION", "UPDATE_PERMISSIONS"]
 
 
 def _check_members_exist(constitution: Constitution, ids: list[str], what: str) -> None:
+    """Every member id named exists; ``role:NAME`` entries may name a role no one holds
+    yet (whoever takes it later is covered)."""
     for member in ids:
-        if member not in constitution.members:
+        if member not in constitution.members and not member.startswith(ROLE_PREFIX):
             raise ActionFailed(f"{what} names {member!r}, who is not a member")
 
 
@@ -54,14 +57,17 @@ def _amend_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckCon
             "amendConstitution may replace itself only with params.replace_self set to true"
         )
     if definition.name in BASE_ACTIONS:
-        current = c.action(definition.name)
+        current = c.actions.get(definition.name)
         if definition.language != "builtin":
             raise ActionFailed(
                 f"{definition.name!r} is a base action and stays builtin; amend it with "
                 "language 'builtin' to change its permissions or voting"
             )
-        if definition.scope != current.scope:
-            raise ActionFailed(f"base action {definition.name!r} must stay {current.scope}")
+        # A constitution older than a base action (setMemberRoles, say) takes it by a vote
+        # like any amendment: public, as every base action a member runs.
+        scope = "public" if current is None else current.scope
+        if definition.scope != scope:
+            raise ActionFailed(f"base action {definition.name!r} must be {scope}")
     elif definition.language == "builtin":
         raise ActionFailed("only base actions are builtin; new actions are written in starlark")
     if definition.scope == "internal" and (definition.voting.needs_vote or definition.permissions):

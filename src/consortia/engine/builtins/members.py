@@ -1,4 +1,4 @@
-"""Membership: addMember, removeMember and reinstateMember.
+"""Membership: addMember, removeMember, reinstateMember and setMemberRoles.
 
 Member ids are never reused, so a removed member stays in the constitution with status
 ``removed``; a suspended member is either reinstated or removed. Removing a member re-tallies
@@ -15,10 +15,10 @@ from consortia.engine.builtins.voting import close_proposal
 from consortia.engine.execution import Execution
 from consortia.errors import ActionFailed
 from consortia.governance.constitution import Constitution, MemberStatus, Permission
-from consortia.governance.parse import parse_member
+from consortia.governance.parse import parse_member, parse_roles
 from consortia.governance.voting import Decision, ProposalStatus, tally
 
-__all__ = ["ADD_MEMBER", "REINSTATE_MEMBER", "REMOVE_MEMBER"]
+__all__ = ["ADD_MEMBER", "REINSTATE_MEMBER", "REMOVE_MEMBER", "SET_MEMBER_ROLES"]
 
 
 # -- addMember --------------------------------------------------------------------------------
@@ -111,3 +111,32 @@ def _reinstate_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON
 ADD_MEMBER = Builtin(_add_member_check, _add_member_run)
 REMOVE_MEMBER = Builtin(_remove_member_check, _remove_member_run)
 REINSTATE_MEMBER = Builtin(_reinstate_check, _reinstate_run)
+
+
+# -- setMemberRoles --------------------------------------------------------------------------
+
+
+def _roles_params(c: Constitution, params: JSONObject) -> tuple[str, tuple[str, ...]]:
+    require_fields(params, what="params", required=("id", "roles"))
+    target = params["id"]
+    if not isinstance(target, str) or target not in c.members:
+        raise ActionFailed(f"params.id {target!r} is not a member")
+    if c.members[target].status is MemberStatus.REMOVED:
+        raise ActionFailed(f"member {target!r} is removed; a removed member holds no roles")
+    return target, parse_roles(params["roles"], what="params.roles")
+
+
+def _set_roles_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckContext) -> None:
+    _roles_params(c, params)
+
+
+def _set_roles_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
+    # The whole list is replaced: what the member may do by role, and which role:NAME
+    # audiences it reads, follow from the next request and read on.
+    target, roles = _roles_params(ex.constitution, params)
+    before = ex.constitution.member(target).roles
+    ex.stage_member(replace(ex.constitution.member(target), roles=roles))
+    return {"member": target, "roles": list(roles), "before": list(before)}
+
+
+SET_MEMBER_ROLES = Builtin(_set_roles_check, _set_roles_run)

@@ -58,7 +58,7 @@ def _analytics_policy(c: Constitution, params: JSONObject) -> AnalyticsPolicy:
     for action in policy.grants:
         if action not in c.actions:
             raise ActionFailed(f"params.grants names {action!r}, which is not an action")
-    roles = {r for r in (c.role_of(m) for m in c.members) if r is not None}
+    roles = {r for m in c.members for r in c.roles_of(m)}
     named = list(policy.insights_full)
     if policy.alert_to != "all":
         named += policy.alert_to
@@ -66,7 +66,7 @@ def _analytics_policy(c: Constitution, params: JSONObject) -> AnalyticsPolicy:
         if entry not in c.members and entry not in roles:
             raise ActionFailed(
                 f"params names {entry!r}, which is neither a member id nor a role "
-                f"(info.role) of a member; roles here: {', '.join(sorted(roles)) or 'none'}"
+                f"of a member; roles here: {', '.join(sorted(roles)) or 'none'}"
             )
     return policy
 

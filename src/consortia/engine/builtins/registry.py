@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from consortia.engine.builtins.actions import AMEND_CONSTITUTION, UPDATE_PERMISSIONS
 from consortia.engine.builtins.keys import REFRESH_TRUST_KEYS, ROTATE_LEDGER_SECRET
-from consortia.engine.builtins.members import ADD_MEMBER, REINSTATE_MEMBER, REMOVE_MEMBER
+from consortia.engine.builtins.members import (
+    ADD_MEMBER,
+    REINSTATE_MEMBER,
+    REMOVE_MEMBER,
+    SET_MEMBER_ROLES,
+)
 from consortia.engine.builtins.notifications import SEND_NOTIFICATIONS
 from consortia.engine.builtins.policies import (
     SET_ANALYTICS_POLICY,
@@ -34,4 +39,5 @@ BUILTINS: dict[str, Builtin] = {
     "setAnalyticsPolicy": SET_ANALYTICS_POLICY,
     "reinstateMember": REINSTATE_MEMBER,
     "setPlatformPolicy": SET_PLATFORM_POLICY,
+    "setMemberRoles": SET_MEMBER_ROLES,
 }

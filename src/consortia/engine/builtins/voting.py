@@ -21,6 +21,7 @@ from consortia.governance.voting import (
     electorate,
     may_vote,
     tally,
+    vetoers,
 )
 from consortia.wire.notification import vote_result_body
 
@@ -51,7 +52,8 @@ def vote_result_recipients(constitution: Constitution, proposal: Proposal) -> li
     recipients = {proposal.requester, *(b.member for b in proposal.ballots)}
     definition = constitution.actions.get(proposal.action)
     if definition is not None:
-        recipients |= electorate(definition.voting, constitution) | set(definition.voting.veto)
+        schema = definition.voting
+        recipients |= electorate(schema, constitution) | vetoers(schema, constitution)
     return sorted(m for m in recipients if constitution.is_active(m))
 
 
@@ -76,7 +78,7 @@ def _vote_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
     pid, approve = _ballot(params)
     caller = ex.caller()
     proposal = ex.proposal(pid)
-    if proposal is None or not proposal.visible_to_member(caller):
+    if proposal is None or not proposal.visible_to_member(caller, ex.constitution):
         raise NotFound(f"no proposal {pid!r} that member {caller!r} may see")
     if not proposal.is_open:
         raise ActionFailed(
