@@ -15,7 +15,7 @@ from telco_world import TelcoWorld, place_order, telco_world
 from consortia import Committed, Pending
 from consortia._json import JSONObject
 from consortia.cli import main
-from consortia.errors import BadRequest
+from consortia.errors import BadRequest, NotFound
 from consortia.governance.parse import parse_member
 from testkit import js
 
@@ -162,3 +162,31 @@ def test_keygen_writes_the_public_part_with_roles_that_a_founding_entry_takes(
     before = pub.read_text()
     assert main(["keygen", "--member", "vendorZ", "--out", str(out), "--force"]) == 0
     assert json.loads(pub.read_text())["roles"] == [] and pub.read_text() != before
+
+
+def test_a_request_addressed_to_a_role_is_read_by_its_holders_only(tmp_path: Path) -> None:
+    with telco_world(tmp_path) as world:
+        place_order(world)
+        step = {"productOrderId": "PO1", "device": "A1", "state": "inProgress"}
+        done = world.act("vendorA", "updateDeviceOrder", step, visible_to=["role:customer"])
+        assert isinstance(done, Committed)
+
+        def sees(member: str) -> bool:
+            try:
+                world.platform.member_view(world.cid, member).transaction(done.txid)
+            except NotFound:
+                return False
+            return True
+
+        assert sees("vendorA") and sees("acme")
+        assert not sees("fitter") and not sees("vendorB")
+        _add(world, "acme2", ["customer"])
+        assert sees("acme2")
+        # A role entry must be well formed; a role no one holds yet is fine.
+        bad = world.expect_refusal(
+            "bad_request",
+            lambda: world.act("vendorA", "updateDeviceOrder", step, visible_to=["role:"]),
+        )
+        assert "visible_to[0]" in bad.message and "not a role name" in bad.message
+        later = world.act("vendorA", "getDeviceStatus", step, visible_to=["role:regulator"])
+        assert isinstance(later, Committed)

@@ -183,7 +183,8 @@ class Execution:
     # -- notices ----------------------------------------------------------------------------
 
     def notify(self, members: list[str], body: JSON) -> None:
-        """Queue a ``notice`` to each active member named (deliberate, minimal disclosure)."""
+        """Queue a ``notice`` to each active member named, by id or ``role:NAME``
+        (deliberate, minimal disclosure)."""
         if not isinstance(members, list):
             raise ActionFailed("notify(members, body): members must be a list of member ids")
         try:

@@ -22,9 +22,10 @@ def _send_check(c: Constitution, caller: str, params: JSONObject, ctx: CheckCont
 def _send_run(ex: Execution, params: JSONObject, ctx: CheckContext) -> JSON:
     members = params["members"]
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-        raise ActionFailed("params.members must be a list of member ids")
-    ex.notify([str(m) for m in members], params["body"])
-    return {"notified": len(set(members))}
+        raise ActionFailed("params.members must be a list of member ids and role:NAME entries")
+    named = [str(m) for m in members]
+    ex.notify(named, params["body"])
+    return {"notified": len(ex.constitution.expand(named))}
 
 
 SEND_NOTIFICATIONS = Builtin(_send_check, _send_run)
