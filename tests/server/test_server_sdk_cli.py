@@ -119,6 +119,13 @@ def test_cli_for_people_and_scripts(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert code == 0 and "approve recorded" in out
         s.vote_in_order_action()
         code, out = _cli(
+            capsys, "action", "show", "recordOrder", *conn, "--key", str(files["vendor"])
+        )
+        assert code == 0 and out.startswith("recordOrder: public starlark action"), out
+        assert "params: not declared" in out and "who may run it:" in out
+        code, out = _cli(capsys, "action", "show", "nope", *conn, "--key", str(files["vendor"]))
+        assert code == 1 and "unknown_action" in out and "recordOrder" in out
+        code, out = _cli(
             capsys,
             "exec",
             "recordOrder",

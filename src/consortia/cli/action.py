@@ -91,8 +91,10 @@ def _safe_check(args: argparse.Namespace) -> int:
         return 1
 
 
-def add_action_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``consortia action check``."""
+def add_action_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Register ``consortia action check``; the verbs, for ``action show`` to join."""
     action = sub.add_parser("action", help="tools for action authors")
     verbs = action.add_subparsers(dest="verb", required=True, metavar="VERB")
     check = verbs.add_parser(
@@ -109,3 +111,4 @@ def add_action_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     check.add_argument("--now", type=int, default=1_700_000_000, help="now() (NumericDate)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=_safe_check)
+    return verbs

@@ -22,6 +22,7 @@ from typing import Any
 
 from consortia._json import JSON, JSONObject, loads_strict
 from consortia.attestation import AttestationFailed
+from consortia.cli.describe import action_entry, render_action
 from consortia.client import MemberClient, PinMismatch, ServiceUnreachable, create_consortium
 from consortia.client.attest import Attested, Trust, parse_test_root
 from consortia.errors import BadRequest, ConsortiaError
@@ -425,3 +426,22 @@ def add_member_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     hist = sub.add_parser("history", parents=[common], help="every version of a key")
     hist.add_argument("key_name", metavar="KEY")
     hist.set_defaults(run=_run(_history))
+
+
+async def _action_show(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        constitution = await client.constitution()
+    entry = action_entry(constitution, args.name)
+    print(_show(entry) if args.json else render_action(entry))
+    return 0
+
+
+def add_action_show(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``consortia action show NAME``: one action of the live constitution, for people."""
+    show = verbs.add_parser(
+        "show",
+        parents=[_common()],
+        help="who may run an action, its voting, its parameters and an example (from the TEP)",
+    )
+    show.add_argument("name", help="the action, e.g. updateDeviceOrder")
+    show.set_defaults(run=_run(_action_show))

@@ -37,6 +37,7 @@ from consortia.governance.constitution import (
     ActionDefinition,
     Constitution,
 )
+from consortia.governance.params_schema import validate_params
 from consortia.governance.voting import (
     Decision,
     Proposal,
@@ -182,10 +183,14 @@ class Pipeline:
         cid: str,
         now: int,
     ) -> None:
-        """A builtin's own validation, before the vote gate (so bad proposals fail early)."""
+        """The params' own validation, before the vote gate (so bad proposals fail early): a
+        builtin's check, or the action's voted ``params_schema`` (``bad_request`` naming each
+        wrong path; nothing has run)."""
         builtin = BUILTINS.get(definition.name) if definition.language == "builtin" else None
         if builtin is not None:
             builtin.check(constitution, caller, params, self._check_context(cid, now))
+        elif definition.params_schema is not None:
+            validate_params(definition.params_schema, params, action=definition.name)
 
     def _prior_answer(self, batch: Batch, txid: str) -> Outcome | None:
         """The original answer to a request whose very JWS was already accepted."""

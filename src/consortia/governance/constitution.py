@@ -220,6 +220,9 @@ class ActionDefinition:
     #: The action's own sandbox limits (field -> integer), voted with its code; None means
     #: the platform's defaults. Checked against :data:`BUDGET_LIMITS` when parsed.
     budget: Mapping[str, int] | None = None
+    #: A JSON Schema (draft 2020-12) of the params, voted with the code; requests that do
+    #: not match are refused before anything runs (:mod:`consortia.governance.params_schema`).
+    params_schema: JSONObject | None = None
 
     def permission_for(self, member: str) -> Permission | None:
         """The member's own entry in the permission list, if any (the last one wins)."""
@@ -246,6 +249,8 @@ class ActionDefinition:
         }
         if self.budget is not None:
             out["budget"] = dict(self.budget)
+        if self.params_schema is not None:
+            out["params_schema"] = copy.deepcopy(self.params_schema)
         return out
 
 

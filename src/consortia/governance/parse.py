@@ -21,6 +21,7 @@ from consortia.governance.constitution import (
     Scope,
     VotingSchema,
 )
+from consortia.governance.params_schema import check_schema
 from consortia.identity.keys import (
     PublicEncryptionKey,
     VerifyKey,
@@ -215,7 +216,7 @@ def parse_action_definition(
         value,
         what=what,
         required=("name", "scope", "language", "permissions", "voting"),
-        optional=("code", "replace_self", "budget"),
+        optional=("code", "replace_self", "budget", "params_schema"),
         error=error,
     )
     name = parse_action_name(obj["name"], what=f"{what}.name", error=error)
@@ -231,6 +232,10 @@ def parse_action_definition(
             raise error(f"{what}.code must be absent for a builtin action")
         if budget is not None:
             raise error(f"{what}.budget applies to Starlark code; a builtin action has none")
+        if obj.get("params_schema") is not None:
+            raise error(
+                f"{what}.params_schema applies to Starlark actions; a builtin checks its own"
+            )
         return ActionDefinition(
             name,
             scope,
@@ -253,6 +258,9 @@ def parse_action_definition(
         parse_permissions(obj["permissions"], what=f"{what}.permissions", error=error),
         parse_voting(obj["voting"], what=f"{what}.voting", error=error),
         budget,
+        None
+        if obj.get("params_schema") is None
+        else check_schema(obj["params_schema"], what=f"{what}.params_schema", error=error),
     )
 
 
