@@ -188,5 +188,6 @@ def test_a_request_addressed_to_a_role_is_read_by_its_holders_only(tmp_path: Pat
             lambda: world.act("vendorA", "updateDeviceOrder", step, visible_to=["role:"]),
         )
         assert "visible_to[0]" in bad.message and "not a role name" in bad.message
-        later = world.act("vendorA", "getDeviceStatus", step, visible_to=["role:regulator"])
+        ask = {"productOrderId": "PO1", "device": "A1"}
+        later = world.act("vendorA", "getDeviceStatus", ask, visible_to=["role:regulator"])
         assert isinstance(later, Committed)

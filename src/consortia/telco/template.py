@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from types import MappingProxyType
 
+from consortia._json import JSONObject, loads_strict
 from consortia.governance.analytics_policy import AnalyticsPolicy
 from consortia.governance.constitution import (
     ActionDefinition,
@@ -31,6 +32,7 @@ __all__ = [
     "ROLES",
     "TELCO_TEMPLATE",
     "action_code",
+    "params_schema",
     "role",
     "telco_constitution",
 ]
@@ -87,6 +89,20 @@ def _source(stem: str) -> str:
     return resources.files("consortia.telco").joinpath(f"actions/{stem}.star").read_text("utf-8")
 
 
+def params_schema(name: str) -> JSONObject:
+    """The JSON Schema of domain action ``name``'s params (``schemas/<source>.json``), voted
+    with its code: requests that do not match are refused before the code runs."""
+    stem, _ = DOMAIN_ACTIONS[name]
+    text = resources.files("consortia.telco").joinpath(f"schemas/{stem}.json").read_text("utf-8")
+    schema = loads_strict(text, what=f"schema of {name}")
+    if not isinstance(schema, dict):
+        raise ValueError(f"the schema of {name} is not a JSON object")
+    if stem != name:
+        # A shared source (the stock movements) gets the action's own title.
+        schema = {**schema, "title": name}
+    return schema
+
+
 def action_code(name: str) -> str:
     """The Starlark code of domain action ``name``: its own file, then the shared helpers.
 
@@ -132,7 +148,13 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
         permitted = tuple(Permission(role(r), True) for r in roles)
         voting = endorsement if name == "bindSerial" else VotingSchema()
         actions[name] = ActionDefinition(
-            name, "public", "starlark", action_code(name), permitted, voting
+            name,
+            "public",
+            "starlark",
+            action_code(name),
+            permitted,
+            voting,
+            params_schema=params_schema(name),
         )
     return Constitution(
         actions=actions,
