@@ -323,7 +323,7 @@ async def _get(args: argparse.Namespace) -> int:
 
 async def _history(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        found = await client.history(args.key_name)
+        found = await client.history(args.key_name, after=args.after, limit=args.limit)
     items = found if isinstance(found, list) else []
     if args.json:
         print(_show(items))
@@ -340,6 +340,58 @@ async def _history(args: argparse.Namespace) -> int:
         if isinstance(v, dict)
     ]
     print(_table(rows, ["seqno", "txid", "value"]))
+    return 0
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    entries: list[JSON] = []
+    following: JSON = None
+    async with _client(args) as client:
+        if args.all:
+            entries = [e async for e in client.all_keys(args.prefix, page=args.limit)]
+        else:
+            page = await client.list_keys(args.prefix, limit=args.limit, cursor=args.cursor)
+            if isinstance(page, dict):
+                listed = page.get("keys")
+                entries = listed if isinstance(listed, list) else []
+                following = page.get("next")
+    if args.json:
+        print(_show({"prefix": args.prefix, "keys": entries, "next": following}))
+        return 0
+    rows = [
+        [str(e.get("key")), str(e.get("seqno")), _show(e.get("value"))[:60]]
+        for e in entries
+        if isinstance(e, dict)
+    ]
+    print(_table(rows, ["key", "seqno", "value"]) if rows else f"no keys under {args.prefix!r}")
+    if isinstance(following, str):
+        print(f"more: --cursor {following}  (or --all)")
+    return 0
+
+
+async def _memberships(args: argparse.Namespace) -> int:
+    _need(args, "url", "key")
+    client = MemberClient(
+        args.url,
+        load_member_keys(Path(args.key)),
+        args.consortium or "",
+        fingerprint=args.service_fingerprint,
+        insecure=args.insecure,
+        trust=trust_of(args),
+    )
+    async with _Attesting(client) as connected:
+        found = await connected.memberships()
+    items = found if isinstance(found, list) else []
+    if args.json:
+        print(_show(items))
+        return 0
+    rows = []
+    for m in items:
+        if isinstance(m, dict):
+            roles = m.get("roles")
+            held = ", ".join(map(str, roles)) if isinstance(roles, list) else ""
+            rows.append([str(m.get("consortium")), str(m.get("name")), str(m.get("member")), held])
+    print(_table(rows, ["consortium", "name", "member", "roles"]) if rows else "no consortia")
     return 0
 
 
@@ -425,7 +477,30 @@ def add_member_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     hist = sub.add_parser("history", parents=[common], help="every version of a key")
     hist.add_argument("key_name", metavar="KEY")
+    hist.add_argument(
+        "--after", type=int, metavar="SEQNO", help="only versions after this seqno (a page)"
+    )
+    hist.add_argument("--limit", type=int, metavar="N", help="at most N versions (default: all)")
     hist.set_defaults(run=_run(_history))
+
+    keys = sub.add_parser(
+        "keys", parents=[common], help="list the keys under a prefix that this member may read"
+    )
+    keys.add_argument("prefix", metavar="PREFIX", help="e.g. resourceOrder/PO1/ ('' for the top)")
+    keys.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="keys per page (default: 100)"
+    )
+    keys.add_argument("--cursor", help="resume where a previous page ended (its 'next')")
+    keys.add_argument("--all", action="store_true", help="follow every page to the end")
+    keys.set_defaults(run=_run(_keys))
+
+    mine = sub.add_parser(
+        "memberships",
+        parents=[common],
+        help="the consortia of this TEP in which this key is an active member (--consortium "
+        "not needed)",
+    )
+    mine.set_defaults(run=_run(_memberships))
 
 
 async def _action_show(args: argparse.Namespace) -> int:

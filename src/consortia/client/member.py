@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
@@ -24,15 +25,19 @@ import httpx
 
 from consortia._json import JSON, JSONObject, loads_strict
 from consortia.client._transport import ServiceUnreachable, error_from_response, parse_sse
+from consortia.client.attest import Trust
 from consortia.client.creation import create_consortium
 from consortia.client.service import JOSE, open_service, send
 from consortia.client.session import Session
 from consortia.errors import ConsortiaError, VoteRejected, error_for_code
 from consortia.identity.jwe import encrypt_compact
+from consortia.identity.jwt import issue_token
+from consortia.identity.keyfile import load_member_keys
 from consortia.identity.keys import VerifyKey
 from consortia.ledger.receipts import VerifiedReceipt, verify_receipt
 from consortia.wire import (
     BATCH_MEDIA_TYPE,
+    MEMBERSHIPS_AUDIENCE,
     batch_body,
     open_notification,
     sign_action,
@@ -72,6 +77,33 @@ class MemberClient(Session):
 
     def __repr__(self) -> str:
         return f"MemberClient({self.url!r}, member={self.member!r}, consortium={self.consortium!r})"
+
+    @classmethod
+    def from_key_file(
+        cls,
+        url: str,
+        key_file: str | Path,
+        consortium: str,
+        *,
+        fingerprint: str | None = None,
+        insecure: bool = False,
+        trust: Trust | None = None,
+        timeout: float = 30.0,
+    ) -> MemberClient:
+        """A client for the member whose key file (``consortia keygen``) is ``key_file``.
+
+        ``fingerprint`` pins the TEP's TLS certificate (what ``consortia serve`` prints);
+        ``trust`` says which attested platforms this member accepts (docs/attestation.md).
+        """
+        return cls(
+            url,
+            load_member_keys(Path(key_file)),
+            consortium,
+            fingerprint=fingerprint,
+            insecure=insecure,
+            trust=trust,
+            timeout=timeout,
+        )
 
     # -- executeAction ----------------------------------------------------------------------
 
@@ -236,9 +268,52 @@ class MemberClient(Session):
         """The newest version of ``key`` this member may see."""
         return await self._get("object", {"key": key})
 
-    async def history(self, key: str) -> JSON:
-        """Every version of ``key``; hidden ones as digests."""
-        return await self._get("history", {"key": key})
+    async def history(
+        self, key: str, *, after: int | None = None, limit: int | None = None
+    ) -> JSON:
+        """The versions of ``key``, oldest first, hidden ones as digests; with ``after``
+        (a seqno) and ``limit``, one page of them."""
+        params = {"key": key}
+        if after is not None:
+            params["after"] = str(after)
+        if limit is not None:
+            params["limit"] = str(limit)
+        return await self._get("history", params)
+
+    async def list_keys(
+        self, prefix: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> JSON:
+        """One page of the keys directly under ``prefix`` this member may read, with their
+        newest visible values: ``{"prefix", "keys": [...], "next": cursor or null}``."""
+        params = {"prefix": prefix}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if cursor is not None:
+            params["cursor"] = cursor
+        return await self._get("keys", params)
+
+    async def all_keys(self, prefix: str, *, page: int = 200) -> AsyncIterator[JSONObject]:
+        """Every key under ``prefix`` this member may read, page after page."""
+        cursor: str | None = None
+        while True:
+            found = await self.list_keys(prefix, limit=page, cursor=cursor)
+            if not isinstance(found, dict):
+                return
+            entries = found.get("keys")
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict):
+                    yield entry
+            following = found.get("next")
+            if not isinstance(following, str):
+                return
+            cursor = following
+
+    async def memberships(self) -> JSON:
+        """The consortia of this TEP where this member's id and key are an active member
+        (``GET /v1/consortia``, a token for audience ``consortia``)."""
+        token = issue_token(self.keys, audience=MEMBERSHIPS_AUDIENCE, now=int(time.time()))
+        headers = {"authorization": f"Bearer {token}"}
+        return await send(self.http, "GET", "/v1/consortia", headers=headers)
 
     async def insights(
         self, bucket: int | None = None, since: float | None = None, *, tries: int = 4

@@ -53,7 +53,7 @@ from consortia.ledger.sealed import seal_info, wrap_keyring
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import ConsortiumRow, Store
 from consortia.sandbox.runtime import ActionRuntime, SandboxStats
-from consortia.wire import IAT_WINDOW, parse_operator_request, unwrap_body
+from consortia.wire import IAT_WINDOW, MEMBERSHIPS_AUDIENCE, parse_operator_request, unwrap_body
 from consortia.wire.outcomes import Created, Outcome
 
 __all__ = ["ActionSandbox", "Platform"]
@@ -406,6 +406,42 @@ class Platform:
         return staged
 
     # -- reads (PROTOCOL.md section 4) ------------------------------------------------------
+
+    def memberships(self, bearer_token: str) -> list[JSONObject]:
+        """The consortia in which the token's ``kid`` is an active member whose current key
+        signed it, for a token with audience ``consortia`` (``GET /v1/consortia``).
+
+        A token that verifies nowhere gets an empty list, the same answer whether the id is
+        unknown, the key is wrong or the consortia do not exist: nothing is learnt of other
+        members. An ill-formed token is ``bad_signature``.
+        """
+        try:
+            parsed = read_token(bearer_token)
+        except BadRequest as exc:
+            raise BadSignature(f"the bearer token is not a valid JWT: {exc.message}") from None
+        found: list[JSONObject] = []
+        for cid in self.consortia():
+            constitution = self.runtime(cid).constitution
+            member = constitution.members.get(parsed.kid)
+            if member is None or not member.active:
+                continue
+            try:
+                verify_token(
+                    parsed, member.signing_key, audience=MEMBERSHIPS_AUDIENCE, now=self.clock()
+                )
+            except ConsortiaError:
+                continue
+            info = self.runtime(cid).info
+            found.append(
+                {
+                    "consortium": cid,
+                    "name": info.get("name"),
+                    "template": info.get("template"),
+                    "member": member.id,
+                    "roles": list(member.roles),
+                }
+            )
+        return found
 
     def member_view(self, cid: str, member: str) -> MemberView:
         """Reads as ``member`` (already authenticated by the caller, e.g. in-process)."""

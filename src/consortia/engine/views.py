@@ -19,16 +19,39 @@ from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
 from consortia.engine.observe import AnalyticsHook
 from consortia.errors import BadRequest, ConsortiaError, NotFound
-from consortia.identity._b64 import b64url_encode
+from consortia.identity._b64 import b64url_decode, b64url_encode
 from consortia.ledger.crypto import LedgerCorrupted
 from consortia.ledger.merkle import InclusionError, inclusion_proof, verify_inclusion
 from consortia.ledger.receipts import build_receipt, verify_signed_root
 from consortia.ledger.records import Audience
 
-__all__ = ["MAX_PAGE", "MemberView"]
+__all__ = ["LIST_DEFAULT", "LIST_SCAN", "MAX_PAGE", "MemberView", "decode_cursor", "encode_cursor"]
 
-#: Most notifications returned by one read.
+#: Most notifications, keys or versions returned by one read.
 MAX_PAGE = 1000
+#: Keys in a listing page when the caller names no limit.
+LIST_DEFAULT = 100
+#: Most names one listing looks at before it answers (a short page with a cursor): a
+#: member who may see few keys of a large prefix gets pages, never a long scan.
+LIST_SCAN = 5000
+_CURSOR = "k1:"
+
+
+def encode_cursor(last_key: str) -> str:
+    """The opaque cursor that resumes a listing after ``last_key``."""
+    return b64url_encode((_CURSOR + last_key).encode("utf-8"))
+
+
+def decode_cursor(cursor: str) -> str:
+    """The key a cursor resumes after; ``bad_request`` for anything this server did not make."""
+    try:
+        text = b64url_decode(cursor, what="cursor").decode("utf-8")
+    except (BadRequest, UnicodeDecodeError):
+        text = ""
+    if not text.startswith(_CURSOR):
+        raise BadRequest("cursor is not one this server returned: pass the 'next' of a listing")
+    return text[len(_CURSOR) :]
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -183,25 +206,79 @@ class MemberView:
     @_observed("object", "key")
     def object(self, key: str) -> JSONObject:
         """The newest version of ``key`` this member may see."""
-        key = _key(key)
+        found = self._newest_visible(_key(key))
+        if found is None:
+            raise NotFound(f"no value of {key!r} that member {self.member!r} may see")
+        return found
+
+    def _newest_visible(self, key: str) -> JSONObject | None:
         for version in reversed(self._runtime.versions(key)):
             if self._sees(version.audience):
                 if version.deleted:
-                    break
+                    return None
                 return {
                     "key": key,
                     "value": version.value,
                     "seqno": version.seqno,
                     "txid": version.txid,
                 }
-        raise NotFound(f"no value of {key!r} that member {self.member!r} may see")
+        return None
+
+    @_observed("keys", "key")
+    def keys(
+        self, prefix: str, *, limit: int = LIST_DEFAULT, cursor: str | None = None
+    ) -> JSONObject:
+        """Keys directly under ``prefix`` that this member may read, sorted, each as
+        :meth:`object` answers it; ``next`` resumes after the last one (None at the end).
+
+        A key whose every version is hidden from the member is skipped as if absent, so a
+        listing tells nothing a failed ``object`` read would not.
+        """
+        if not isinstance(prefix, str) or (prefix and not prefix.endswith("/")):
+            raise BadRequest("prefix must end with '/' (or be empty for the top level)")
+        if prefix:
+            _key(prefix[:-1])
+        if not 0 < limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be within 1..{MAX_PAGE}")
+        after = None if cursor is None else decode_cursor(cursor)
+        names = self._runtime.list_keys(prefix)
+        if after is not None:
+            names = [n for n in names if n > after]
+        found: list[JSON] = []
+        last: str | None = None
+        for name in names[:LIST_SCAN]:
+            if len(found) == limit:
+                break
+            last = name
+            entry = self._newest_visible(name)
+            if entry is not None:
+                found.append(entry)
+        more = last is not None and last != names[-1]
+        return {
+            "prefix": prefix,
+            "keys": found,
+            "next": encode_cursor(last) if more and last is not None else None,
+        }
 
     @_observed("history", "key")
-    def history(self, key: str) -> list[JSONObject]:
-        """Every version of ``key``, oldest first; hidden ones as seqno, txid and digest."""
+    def history(
+        self, key: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[JSONObject]:
+        """The versions of ``key``, oldest first, hidden ones as seqno, txid and digest; with
+        ``after`` only those of a later seqno, at most ``limit`` of them (a page: ask again
+        with ``after`` = the last seqno until a page comes back short)."""
         key = _key(key)
+        if limit is not None and not 0 < limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be within 1..{MAX_PAGE}")
         out: list[JSONObject] = []
-        for version in self._runtime.versions(key):
+        versions = self._runtime.versions(key)
+        if not versions:
+            raise NotFound(f"no key {key!r}")
+        if after is not None:
+            versions = [v for v in versions if v.seqno > after]
+        if limit is not None:
+            versions = versions[:limit]
+        for version in versions:
             if self._sees(version.audience):
                 entry: JSONObject = {
                     "seqno": version.seqno,
@@ -223,8 +300,6 @@ class MemberView:
                         "visible": False,
                     }
                 )
-        if not out:
-            raise NotFound(f"no key {key!r}")
         return out
 
     @_observed("notifications")

@@ -32,6 +32,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/openapi.json", "This document", "none"),
     Operation("get", "/v1/service", "Service keys, platform kind and templates", "none"),
     Operation(
+        "get",
+        "/v1/consortia",
+        "The consortia in which the caller is an active member (a member token with aud "
+        "'consortia'); an empty list when there is none",
+        "bearer",
+    ),
+    Operation(
         "post", "/v1/consortia", "Create a consortium (operator-signed JWS)", "jws", (), (201,)
     ),
     Operation(
@@ -74,9 +81,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/v1/consortia/{cid}/history",
-        "Every version of a key, hidden ones as digests",
+        "The versions of a key, hidden ones as digests; after (a seqno) and limit make a page",
         "bearer",
-        ("key",),
+        ("key", "after", "limit"),
+    ),
+    Operation(
+        "get",
+        "/v1/consortia/{cid}/keys",
+        "The keys directly under a prefix that the caller may read, with their newest visible "
+        "values; limit (1-1000, default 100) and the opaque cursor of the previous page's next",
+        "bearer",
+        ("prefix", "limit", "cursor"),
     ),
     Operation(
         "get",

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from consortia import __version__
 from consortia._json import JSON
 from consortia.engine import Committed, MemberView, Platform
+from consortia.engine.views import LIST_DEFAULT
 from consortia.errors import HTTP_STATUS, BadRequest, ConsortiaError, NotFound, Unavailable
 from consortia.server._attest import ServiceAttestation
 from consortia.server._http import (
@@ -173,6 +174,14 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         return json_response(info)
 
     @endpoint
+    async def memberships(request: Request) -> Response:
+        query(request, ())
+        token = bearer(request)
+        # Under the creation lock: the set of consortia does not change while it is read.
+        found = await sequencer.call("\x00create", lambda: platform.memberships(token))
+        return json_response(found)
+
+    @endpoint
     async def create(request: Request) -> Response:
         query(request, ())
         body = await read_jose_body(request)
@@ -261,8 +270,25 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
 
     @endpoint
     async def history(request: Request) -> Response:
-        key = _key(request)
-        return json_response(await service.read(request, lambda v: v.history(key)))
+        params = query(request, ("key", "after", "limit"))
+        key = params.get("key")
+        if key is None:
+            raise BadRequest("query parameter 'key' is required, e.g. ?key=order%2FO-1")
+        after = None if params.get("after") is None else after_param(params.get("after"))
+        limit = None if params.get("limit") is None else limit_param(params.get("limit"))
+        return json_response(
+            await service.read(request, lambda v: v.history(key, after=after, limit=limit))
+        )
+
+    @endpoint
+    async def keys(request: Request) -> Response:
+        params = query(request, ("prefix", "limit", "cursor"))
+        prefix = params.get("prefix", "")
+        limit = limit_param(params.get("limit", str(LIST_DEFAULT)))
+        cursor = params.get("cursor")
+        return json_response(
+            await service.read(request, lambda v: v.keys(prefix, limit=limit, cursor=cursor))
+        )
 
     @endpoint
     async def notifications(request: Request) -> Response:
@@ -297,6 +323,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         Route("/v1/service", service_info, methods=["GET"]),
         Route("/v1/consortia", create, methods=["POST"]),
+        Route("/v1/consortia", memberships, methods=["GET"]),
         Route(prefix + "/actions", execute, methods=["POST"]),
         Route(prefix + "/actions/batch", execute_batch, methods=["POST"]),
         Route(prefix + "/constitution", constitution, methods=["GET"]),
@@ -306,6 +333,7 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         Route(prefix + "/transactions/{txid}/receipt", receipt, methods=["GET"]),
         Route(prefix + "/object", get_object, methods=["GET"]),
         Route(prefix + "/history", history, methods=["GET"]),
+        Route(prefix + "/keys", keys, methods=["GET"]),
         Route(prefix + "/notifications", notifications, methods=["GET"]),
         Route(prefix + "/insights", insights_endpoint(sequencer, platform), methods=["GET"]),
     ]

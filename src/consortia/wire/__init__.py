@@ -40,7 +40,7 @@ from consortia.wire.envelope import (
 )
 from consortia.wire.notification import KINDS, Notice, open_notification, seal_notice
 from consortia.wire.outcomes import Committed, Created, Outcome, Pending
-from consortia.wire.tokens import sign_key_proof, sign_operator_token
+from consortia.wire.tokens import MEMBERSHIPS_AUDIENCE, sign_key_proof, sign_operator_token
 
 __all__ = [
     "ACTION_TYP",
@@ -52,6 +52,7 @@ __all__ = [
     "KINDS",
     "MAX_BATCH_REQUESTS",
     "MAX_BODY_BYTES",
+    "MEMBERSHIPS_AUDIENCE",
     "ActionRequest",
     "Committed",
     "Created",

@@ -16,7 +16,11 @@ from consortia.identity.jws import sign_compact
 from consortia.identity.keys import SigningKey
 from consortia.wire.envelope import KEY_PROOF_TYP
 
-__all__ = ["sign_key_proof", "sign_operator_token"]
+__all__ = ["MEMBERSHIPS_AUDIENCE", "sign_key_proof", "sign_operator_token"]
+
+#: The ``aud`` of a member token that asks which consortia it belongs to
+#: (``GET /v1/consortia``); every other member token names its consortium.
+MEMBERSHIPS_AUDIENCE = "consortia"
 
 
 def sign_key_proof(new_key: SigningKey, *, member: str, consortium: str, now: int) -> str:
