@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -12,6 +13,7 @@ import pytest
 from server_harness import serve
 
 from consortia.cli import main
+from consortia.cli.main import _parser
 from consortia.client import MemberClient, Notification, PinMismatch
 from consortia.errors import ConsortiaError
 from consortia.identity.keyfile import save_member_keys, save_signing_key
@@ -173,6 +175,13 @@ def test_cli_for_people_and_scripts(tmp_path: Path, capsys: pytest.CaptureFixtur
             "11" * 32,
         )
         assert code == 3 and "pinned" in out
+        assert "hint: check that --key" not in out  # a pin mismatch is not a key problem
+        # No pin at all on a self-signed certificate: say how to pin, not "retry".
+        code, out = _cli(capsys, "get", "k", *conn[:-2], "--key", str(files["telco"]))
+        assert code == 3 and "pin it with --service-fingerprint" in out, out
+        assert "self-signed certificate" in out and "retry" not in out
+        code, out = _cli(capsys, "get", "k", *conn[:-2], "--key", str(files["telco"]), "--insecure")
+        assert "WARNING: --insecure" in out
         operator_file = tmp_path / "operator.key.jwk"
         save_signing_key(s.operator, operator_file)
         code, out = _cli(
@@ -195,3 +204,23 @@ def test_cli_for_people_and_scripts(tmp_path: Path, capsys: pytest.CaptureFixtur
         with pytest.raises(SystemExit) as usage:
             main(["vote", "abc", "maybe"])
         assert usage.value.code == 2
+
+
+def test_every_option_with_a_default_says_it_in_its_help() -> None:
+    """`consortia X --help` shows each default, so no one needs the source to learn it."""
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        missing: list[str] = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}")
+            elif (
+                action.option_strings
+                and action.default not in (None, False, "", [], argparse.SUPPRESS)
+                and "default" not in (action.help or "")
+            ):
+                missing.append(f"{path} {action.option_strings[-1]}")
+        return missing
+
+    assert walk(_parser(), "consortia") == []

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from consortia._json import JSON, loads_strict
 from consortia.errors import BadRequest
 
-__all__ = ["MAX_INPUT_BYTES", "read_input"]
+__all__ = ["MAX_INPUT_BYTES", "json_arg", "read_input"]
 
 #: Largest file a command reads (a backup, a share file, a report, a certificate chain).
 MAX_INPUT_BYTES: Final = 16 << 20
@@ -28,3 +29,12 @@ def read_input(path: str, what: str, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     if len(data) > limit:
         raise BadRequest(f"{what} {path} is larger than {limit} bytes")
     return data
+
+
+def json_arg(text: str | None, what: str) -> JSON:
+    """A JSON argument given inline, or as ``@FILE`` (``@-``: stdin); None when absent."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        return loads_strict(read_input(text[1:], what), what=f"{what} {text[1:]}")
+    return loads_strict(text, what=what)

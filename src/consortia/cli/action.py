@@ -11,23 +11,12 @@ import argparse
 import json
 from pathlib import Path
 
-from consortia._json import JSON, JSONObject, loads_strict
+from consortia._json import JSONObject
+from consortia.cli._input import json_arg
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.sandbox import ActionRuntime, MemoryHost
 
 __all__ = ["add_action_commands"]
-
-
-def _json_arg(text: str | None, what: str) -> JSON:
-    if text is None:
-        return None
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadRequest(f"{what}: cannot read {path}: {exc.strerror}") from None
-    return loads_strict(text, what=what)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -37,8 +26,8 @@ def _check(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"cannot read {path}: {exc}") from None
     name = args.name or path.stem
-    params = _json_arg(args.params, "--params") or {}
-    state = _json_arg(args.state, "--state") or {}
+    params = json_arg(args.params, "--params") or {}
+    state = json_arg(args.state, "--state") or {}
     if not isinstance(params, dict) or not isinstance(state, dict):
         raise BadRequest("--params and --state must be JSON objects")
     report: JSONObject = {"action": name}
@@ -106,9 +95,15 @@ def add_action_commands(
     check.add_argument("--params", help="params JSON, or @FILE")
     check.add_argument("--state", help="state as a JSON object {key: value}, or @FILE")
     check.add_argument("--caller", default="alice", help="caller() (default: alice)")
-    check.add_argument("--members", default="alice,bob,carol", help="members(), comma-separated")
+    check.add_argument(
+        "--members",
+        default="alice,bob,carol",
+        help="members(), comma-separated (default: %(default)s)",
+    )
     check.add_argument("--visible-to", default="", help="visible_to(), comma-separated")
-    check.add_argument("--now", type=int, default=1_700_000_000, help="now() (NumericDate)")
+    check.add_argument(
+        "--now", type=int, default=1_700_000_000, help="now() (NumericDate; default: %(default)s)"
+    )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=_safe_check)
     return verbs

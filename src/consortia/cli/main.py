@@ -17,7 +17,12 @@ from consortia._json import JSONObject
 from consortia.cli.action import add_action_commands
 from consortia.cli.attest import add_attest_parser
 from consortia.cli.insights import add_insights_parser
-from consortia.cli.member import add_action_show, add_member_parsers, add_receipt_fetch
+from consortia.cli.member import (
+    add_action_show,
+    add_member_parsers,
+    add_receipt_fetch,
+    add_service_parser,
+)
 from consortia.cli.recovery import add_recovery_parser
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
@@ -155,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     add_member_parsers(sub)
     add_report_parser(sub)
     add_action_show(add_action_commands(sub))
+    add_service_parser(sub)
     add_insights_parser(sub)
     add_recovery_parser(sub)
     return parser

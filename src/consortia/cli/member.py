@@ -17,14 +17,23 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from consortia._json import JSON, JSONObject, loads_strict
 from consortia.attestation import AttestationFailed
+from consortia.cli._input import json_arg
 from consortia.cli.describe import action_entry, render_action
-from consortia.client import MemberClient, PinMismatch, ServiceUnreachable, create_consortium
+from consortia.client import (
+    MemberClient,
+    PinMismatch,
+    ServiceUnreachable,
+    UntrustedCertificate,
+    create_consortium,
+)
 from consortia.client.attest import Attested, Trust, parse_test_root
+from consortia.client.service import open_service
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.identity.keyfile import load_member_keys, load_signing_key
 from consortia.identity.keys import VerifyKey
@@ -157,6 +166,13 @@ def _run(
     work: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        if getattr(args, "insecure", False) and not getattr(args, "service_fingerprint", None):
+            print(
+                "consortia: WARNING: --insecure: the TEP's TLS certificate is not checked, so "
+                "whoever sits between you and it can read and change what you send; pin it "
+                "with --service-fingerprint instead",
+                file=sys.stderr,
+            )
         try:
             return asyncio.run(work(args))
         except (ServiceUnreachable, PinMismatch, AttestationFailed) as exc:
@@ -175,7 +191,9 @@ def _fail(args: argparse.Namespace, exc: ConsortiaError) -> None:
     if getattr(args, "json", False):
         print(json.dumps(exc.to_wire()))
         return
-    hint = _HINTS.get(exc.code)
+    # The TLS refusals say what to do themselves; the code's generic hint would mislead.
+    tls = isinstance(exc, PinMismatch | UntrustedCertificate)
+    hint = None if tls else _HINTS.get(exc.code)
     txid = f" (txid {exc.txid})" if exc.txid else ""
     print(f"consortia: {exc.code}: {exc.message}{txid}", file=sys.stderr)
     # A platform-policy refusal already says what to do; retrying the same TEP will not help.
@@ -220,9 +238,9 @@ async def _create(args: argparse.Namespace) -> int:
 
 
 async def _exec(args: argparse.Namespace) -> int:
-    params = loads_strict(args.params, what="--params") if args.params else {}
+    params = json_arg(args.params, "--params") if args.params else {}
     if not isinstance(params, dict):
-        raise BadRequest('--params must be a JSON object, e.g. \'{"order": "O-1"}\'')
+        raise BadRequest('--params must be a JSON object, e.g. \'{"order": "O-1"}\' or @FILE')
     visible = [v for v in (args.visible_to or "").split(",") if v]
     async with _client(args) as client:
         if args.wait:
@@ -244,14 +262,61 @@ async def _exec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso(seconds: JSON) -> str:
+    """A NumericDate as a person reads it: ISO 8601 in UTC."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        return "-"
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _proposal_id(client: MemberClient, given: str) -> str:
+    """A full proposal id from a unique prefix of an open one (ids are 64 hex digits)."""
+    if len(given) == 64:
+        return given
+    if not given or any(c not in "0123456789abcdef" for c in given):
+        raise BadRequest(f"{given!r} is not a proposal id or the start of one (lowercase hex)")
+    found = await client.proposals()
+    ids = [
+        str(p.get("proposal"))
+        for p in (found if isinstance(found, list) else [])
+        if isinstance(p, dict) and str(p.get("proposal", "")).startswith(given)
+    ]
+    if not ids:
+        raise BadRequest(f"no open proposal this member may see starts with {given!r}")
+    if len(ids) > 1:
+        raise BadRequest(f"{given!r} starts {len(ids)} open proposals: give more of the id")
+    return ids[0]
+
+
+def _decided(proposal: JSON) -> str:
+    """What the proposal's state says after a ballot, for a person."""
+    if not isinstance(proposal, dict):
+        return "its state could not be read"
+    status, action = proposal.get("status"), proposal.get("action")
+    if status == "open":
+        count = proposal.get("tally")
+        summary = count.get("summary") if isinstance(count, dict) else None
+        return f"still open: {summary or 'waiting for ballots'}"
+    if status == "approved":
+        return f"approved: the {action} request ran, seqno {proposal.get('seqno')}"
+    if status == "failed":
+        failure = f"{proposal.get('error')}: {proposal.get('reason')}"
+        return f"approved, but the {action} request failed ({failure})"
+    return f"{status}: {proposal.get('reason')}; the {action} request did not run"
+
+
 async def _vote(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        answer = await client.vote(args.proposal, args.ballot)
-    print(
-        _show({"status": answer.status, "txid": answer.txid, "seqno": answer.seqno})
-        if args.json
-        else f"{args.ballot} recorded: txid {answer.txid} seqno {answer.seqno}"
-    )
+        pid = await _proposal_id(client, args.proposal)
+        answer = await client.vote(pid, args.ballot)
+        after = await client.proposal(pid)
+    if args.json:
+        doc: JSONObject = {"status": answer.status, "txid": answer.txid, "seqno": answer.seqno}
+        doc["proposal"] = after
+        print(_show(doc))
+    else:
+        print(f"{args.ballot} recorded for proposal {pid[:12]}… (txid {answer.txid[:12]}…)")
+        print(f"  the proposal is {_decided(after)}")
     return 0
 
 
@@ -265,17 +330,22 @@ async def _proposals(args: argparse.Namespace) -> int:
     if not items:
         print("no open proposals")
         return 0
-    rows = [
-        [
-            str(p.get("proposal", p.get("id"))),
-            str(p.get("action")),
-            str(p.get("requester")),
-            str(p.get("tally", ""))[:50],
-        ]
-        for p in items
-        if isinstance(p, dict)
-    ]
-    print(_table(rows, ["proposal", "action", "requester", "tally"]))
+    rows = []
+    for p in items:
+        if isinstance(p, dict):
+            count = p.get("tally")
+            summary = count.get("summary") if isinstance(count, dict) else ""
+            rows.append(
+                [
+                    str(p.get("proposal"))[:12],
+                    str(p.get("action")),
+                    str(p.get("requester")),
+                    _iso(p.get("created_at")),
+                    str(summary)[:60],
+                ]
+            )
+    print(_table(rows, ["proposal", "action", "requester", "created", "tally"]))
+    print("vote with the id's first characters: consortia vote PROPOSAL approve|reject")
     return 0
 
 
@@ -331,7 +401,7 @@ async def _history(args: argparse.Namespace) -> int:
     rows = [
         [
             str(v.get("seqno")),
-            str(v.get("txid"))[:16] + "…",
+            str(v.get("txid")),  # whole: it is what `consortia receipt fetch` takes
             _show(v.get("value"))
             if v.get("visible")
             else f"(hidden, digest {str(v.get('digest'))[:16]}…)",
@@ -440,7 +510,9 @@ def add_member_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--operator-key", required=True, metavar="FILE", help="operator's private JWK"
     )
     create.add_argument("--name", help="display name (default: the id)")
-    create.add_argument("--template", default="default", help="genesis template")
+    create.add_argument(
+        "--template", default="default", help="genesis template (default: %(default)s)"
+    )
     create.add_argument(
         "--member",
         action="append",
@@ -452,14 +524,16 @@ def add_member_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     exe = sub.add_parser("exec", parents=[common], help="execute an action")
     exe.add_argument("action")
-    exe.add_argument("--params", help="the params as a JSON object")
+    exe.add_argument(
+        "--params", help="the params as a JSON object, or @FILE (@- reads stdin) (default: {})"
+    )
     exe.add_argument("--visible-to", metavar="IDS", help="comma-separated member ids")
     exe.add_argument("--encrypt", action="store_true", help="send it as a JWE to the service key")
     exe.add_argument("--wait", action="store_true", help="wait for and print the action's result")
     exe.set_defaults(run=_run(_exec))
 
     vote = sub.add_parser("vote", parents=[common], help="vote on a proposal")
-    vote.add_argument("proposal")
+    vote.add_argument("proposal", help="the proposal id, or a unique start of an open one")
     vote.add_argument("ballot", choices=["approve", "reject"])
     vote.set_defaults(run=_run(_vote))
 
@@ -520,3 +594,53 @@ def add_action_show(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     show.add_argument("name", help="the action, e.g. updateDeviceOrder")
     show.set_defaults(run=_run(_action_show))
+
+
+async def _service(args: argparse.Namespace) -> int:
+    _need(args, "url")
+    http, _, attested = await open_service(
+        args.url,
+        fingerprint=args.service_fingerprint,
+        insecure=args.insecure,
+        trust=trust_of(args),
+    )
+    await http.aclose()
+    announce(attested)
+    # What a member keeps: the keys as attested (or, on a virtual TEP, as published under
+    # the pinned certificate), which `consortia receipt verify --service-key FILE` reads.
+    doc: JSONObject = {
+        "url": args.url,
+        "platform": attested.platform,
+        "attested": attested.attested,
+        "service_key": attested.service_key,
+        "encryption_key": attested.encryption_key,
+        "tls_certificate_sha256": attested.tls_certificate_sha256,
+    }
+    if args.save:
+        target = Path(args.save)
+        if target.exists() and not args.force:
+            raise BadRequest(f"{target} already exists; use --force to replace it")
+        target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(_show(doc))
+        return 0
+    print(f"platform: {attested.platform} ({'attested' if attested.attested else 'NOT attested'})")
+    print(f"service key (signs roots and receipts): {_show(attested.service_key)}")
+    print(f"encryption key (JWE requests): {_show(attested.encryption_key)}")
+    if args.save:
+        print(f"saved to {args.save}: pass it to `consortia receipt verify --service-key`")
+    return 0
+
+
+def add_service_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``consortia service [--save FILE]``: the TEP's keys, as this member attested them."""
+    service = sub.add_parser(
+        "service",
+        parents=[_common()],
+        help="the TEP's service keys as attested (or pinned), optionally saved for later checks",
+    )
+    service.add_argument(
+        "--save", metavar="FILE", help="write them as JSON (for receipt verify --service-key)"
+    )
+    service.add_argument("--force", action="store_true", help="overwrite FILE")
+    service.set_defaults(run=_run(_service))

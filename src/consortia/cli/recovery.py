@@ -314,8 +314,12 @@ def add_recovery_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     serve.add_argument(
         "--backup", metavar="FILE", help="the sealed backup, if not in the storage (--out)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8443, help="port (0: any free one)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8443, help="port, 0 for any free one (default: %(default)s)"
+    )
     serve.add_argument("--tls-cert", metavar="PEM", help="a real certificate (with --tls-key)")
     serve.add_argument("--tls-key", metavar="PEM", help="its private key")
     serve.add_argument("--no-tls", action="store_true", help="plain HTTP: development only")
@@ -326,7 +330,10 @@ def add_recovery_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     serve.add_argument("--no-access-log", action="store_true", help="no line per request")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="how much the server logs (default: %(default)s); never keys, names or values",
     )
     serve.set_defaults(run=_serve)
 

@@ -189,8 +189,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """The ``serve`` subcommand."""
     serve_p = sub.add_parser("serve", help="serve a platform over HTTPS (PROTOCOL.md)")
     serve_p.add_argument("--data", required=True, metavar="DIR", help="the platform's folder")
-    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve_p.add_argument("--port", type=int, default=8443, help="port (0: any free one)")
+    serve_p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve_p.add_argument(
+        "--port", type=int, default=8443, help="port, 0 for any free one (default: %(default)s)"
+    )
     serve_p.add_argument(
         "--operator-key",
         metavar="FILE",
@@ -224,9 +228,17 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="sev-snp: the processor, for the AMD KDS addresses an error message gives "
         "(default Milan)",
     )
-    serve_p.add_argument("--max-streams", type=int, default=2000, help="open SSE streams in all")
     serve_p.add_argument(
-        "--max-streams-per-member", type=int, default=8, help="open SSE streams per member"
+        "--max-streams",
+        type=int,
+        default=2000,
+        help="open SSE streams in all (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--max-streams-per-member",
+        type=int,
+        default=8,
+        help="open SSE streams per member (default: %(default)s)",
     )
     serve_p.add_argument(
         "--access-log",
@@ -255,6 +267,9 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "DIR/analytics.duckdb, as each constitution's analytics policy allows)",
     )
     serve_p.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="how much the server logs (default: %(default)s); never keys, names or values",
     )
     serve_p.set_defaults(run=serve_command)

@@ -1,10 +1,15 @@
-"""The member SDK: a consortium member's side of PROTOCOL.md, over HTTPS.
+"""The member SDK: a consortium member's side of the wire protocol (docs/protocol.md).
 
 Depends on the wire protocol only (:mod:`consortia.identity`, :mod:`consortia.wire`,
 the error codes), never on the server's internals; import-linter holds it to that.
 """
 
-from consortia.client._transport import PinMismatch, ServiceUnreachable, normalize_fingerprint
+from consortia.client._transport import (
+    PinMismatch,
+    ServiceUnreachable,
+    UntrustedCertificate,
+    normalize_fingerprint,
+)
 from consortia.client.member import MemberClient, Notification, Submitted, create_consortium
 
 __all__ = [
@@ -13,6 +18,7 @@ __all__ = [
     "PinMismatch",
     "ServiceUnreachable",
     "Submitted",
+    "UntrustedCertificate",
     "create_consortium",
     "normalize_fingerprint",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "PinMismatch",
     "SSEEvent",
     "ServiceUnreachable",
+    "UntrustedCertificate",
     "check_pin",
     "error_from_response",
     "normalize_fingerprint",
@@ -38,6 +39,10 @@ class ServiceUnreachable(Unavailable):
 
 class PinMismatch(BadSignature):
     """The server's TLS certificate is not the one whose fingerprint was pinned."""
+
+
+class UntrustedCertificate(ServiceUnreachable):
+    """No pin was given and the server's certificate does not verify (self-signed, say)."""
 
 
 def normalize_fingerprint(text: str) -> str:

@@ -18,6 +18,7 @@ import httpx
 from consortia._json import JSON, JSONObject, loads_strict
 from consortia.client._transport import (
     ServiceUnreachable,
+    UntrustedCertificate,
     check_pin,
     error_from_response,
     normalize_fingerprint,
@@ -106,9 +107,25 @@ async def send(client: httpx.AsyncClient, method: str, path: str, **kw: object) 
     try:
         response = await client.request(method, path, **kw)  # type: ignore[arg-type]
     except httpx.HTTPError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise UntrustedCertificate(
+                f"the TEP's TLS certificate is not signed by an authority this machine trusts "
+                f"({_verify_reason(exc)}); pin it with --service-fingerprint (or "
+                "CONSORTIA_FINGERPRINT; the SHA-256 fingerprint `consortia serve` printed, "
+                "given to you with the URL); --insecure skips the check, for a test only"
+            ) from None
         raise ServiceUnreachable(
             f"{method} {path} failed: {type(exc).__name__}: {exc}; is the server running?"
         ) from None
     if response.status_code >= 400:
         raise error_from_response(response, response.content)
     return loads_strict(response.content, what=f"answer to {method} {path}")
+
+
+def _verify_reason(exc: Exception) -> str:
+    """The part of an OpenSSL verification error a person needs ("self-signed certificate")."""
+    text = str(exc)
+    marker = "certificate verify failed: "
+    if marker in text:
+        return text.split(marker, 1)[1].split(" (_ssl", 1)[0]
+    return "verification failed"

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, json_list
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
 from consortia.engine.observe import AnalyticsHook
 from consortia.errors import BadRequest, ConsortiaError, NotFound
+from consortia.governance.voting import Proposal, tally
 from consortia.identity._b64 import b64url_decode, b64url_encode
 from consortia.ledger.crypto import LedgerCorrupted
 from consortia.ledger.merkle import InclusionError, inclusion_proof, verify_inclusion
@@ -137,10 +138,25 @@ class MemberView:
         if status != "open":
             raise BadRequest("only status=open can be listed; fetch others by id")
         return [
-            p.shown_to(self.member)
+            self._shown(p)
             for p in sorted(self._runtime.proposals.values(), key=lambda p: (p.created_at, p.id))
             if p.visible_to_member(self.member, self._runtime.constitution)
         ]
+
+    def _shown(self, proposal: Proposal) -> JSONObject:
+        """The proposal as this member reads it, with the live tally of an open one."""
+        doc = proposal.shown_to(self.member)
+        constitution = self._runtime.constitution
+        definition = constitution.actions.get(proposal.action)
+        if proposal.is_open and definition is not None:
+            counted = tally(definition.voting, constitution, proposal.requester, proposal.ballots)
+            doc["tally"] = {
+                "approvals": json_list(sorted(counted.approvals)),
+                "rejections": json_list(sorted(counted.rejections)),
+                "needed": counted.needed,
+                "summary": counted.reason,
+            }
+        return doc
 
     @_observed("proposal", "txid")
     def proposal(self, pid: str) -> JSONObject:
@@ -148,7 +164,7 @@ class MemberView:
         found = self._runtime.proposal(pid)
         if found is None or not found.visible_to_member(self.member, self._runtime.constitution):
             raise NotFound(f"no proposal {pid!r} that member {self.member!r} may see")
-        return found.shown_to(self.member)
+        return self._shown(found)
 
     @_observed("transaction", "txid")
     def transaction(self, txid: str) -> JSONObject:
