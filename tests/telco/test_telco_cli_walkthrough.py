@@ -76,6 +76,10 @@ def test_the_cli_walkthrough_runs_as_written(
     assert "resourceOrder/PO1/A1" in text
     assert "the proposal is approved: the bindSerial request ran" in text
     assert "receipt OK" in text
+    csv_out = next(out for line, out in outputs.items() if "--format csv" in line)
+    assert "productOrderId,device,state,supplier" in csv_out and "PO1,A1,recovered" in csv_out
+    listed = next(out for line, out in outputs.items() if "report orders" in line)
+    assert "PO1" in listed and "1 orders: 1 cancelled" in listed
     # The customer's report shows the order's state without the supplier's details.
     customer = next(out for line, out in outputs.items() if "acme.key.json" in line)
     assert "vendorA" not in customer

@@ -9,7 +9,17 @@ import pytest
 from telco_world import CID, SITES, TelcoWorld, device, service, start_project, telco_world
 
 from consortia import Committed, Pending
-from consortia.telco.reports import asset_report, hints_from_events, order_report, stock_report
+from consortia.telco.reports import (
+    asset_report,
+    assets_report,
+    device_orders_report,
+    hints_from_events,
+    known_orders,
+    order_ids_from_events,
+    order_report,
+    orders_report,
+    stock_report,
+)
 from testkit import js
 
 ORDER = {
@@ -168,3 +178,39 @@ def test_asset_lifecycle_with_serial_history(tmp_path: Path) -> None:
             asset_report(_view(world, "vendorB"), "AS-1")
         with pytest.raises(LookupError, match="no asset"):
             asset_report(_view(world, "telco"), "AS-9")
+
+
+def _events(world: TelcoWorld, member: str) -> list[Any]:
+    return [b for k, b in world.notes(member) if k == "notice"]
+
+
+def test_listing_reports_show_each_member_its_own_share(tmp_path: Path) -> None:
+    with telco_world(tmp_path) as world:
+        _placed(world)
+        world.ok("telco", "createAsset", {"id": "AS-1", "productOrderId": "PO1", "device": "B1"})
+        # The seller finds the order through its project; every device order; by state.
+        seller = orders_report(_view(world, "telco"))
+        assert [o["productOrderId"] for o in seller["orders"]] == ["PO1"]
+        assert seller["orders"][0]["projectId"] == "P1"
+        ids = known_orders(_view(world, "telco"), [], None)
+        devices = device_orders_report(_view(world, "telco"), ids)
+        assert sorted(d["device"] for d in devices["deviceOrders"]) == list(ALL_DEVICES)
+        assert devices["byState"] == {"acknowledged": 2, "shipped": 1}
+        # A supplier knows the order from its notifications and lists only its own devices.
+        hints = order_ids_from_events(_events(world, "vendorB"))
+        assert hints == ["PO1"]
+        own = device_orders_report(_view(world, "vendorB"), hints)
+        assert [(d["device"], d["state"]) for d in own["deviceOrders"]] == [("B1", "shipped")]
+        shipped = device_orders_report(_view(world, "telco"), ids, state="shipped")
+        assert [d["device"] for d in shipped["deviceOrders"]] == ["B1"]
+        # The customer's order list carries no device; its assets show no more than its share.
+        customer = orders_report(
+            _view(world, "acme"), order_ids_from_events(_events(world, "acme"))
+        )
+        assert all("supplier" not in o for o in customer["orders"])
+        assets = assets_report(_view(world, "vendorB"))
+        status = world.read("vendorB", "resource/AS-1")["assetLifecycleStatus"]
+        assert [(a["id"], a["status"]) for a in assets["assets"]] == [("AS-1", status)]
+        assert assets["byStatus"] == {status: 1}
+        assert assets_report(_view(world, "vendorA"))["assets"] == []
+        assert assets_report(_view(world, "telco"), status="shipped")["assets"] == []

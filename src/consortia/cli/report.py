@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -20,7 +23,17 @@ from consortia._json import JSON, JSONObject
 from consortia.cli.member import _client, _common, _run, _table
 from consortia.client import MemberClient
 from consortia.errors import NotFound
-from consortia.telco.reports import asset_report, hints_from_events, order_report, stock_report
+from consortia.telco.reports import (
+    asset_report,
+    assets_report,
+    device_orders_report,
+    hints_from_events,
+    known_orders,
+    order_ids_from_events,
+    order_report,
+    orders_report,
+    stock_report,
+)
 
 __all__ = ["add_report_parser", "member_report", "render"]
 
@@ -44,6 +57,11 @@ class _ClientReader:
         items = found if isinstance(found, list) else []
         return [v for v in items if isinstance(v, dict)]
 
+    def keys(self, prefix: str, *, limit: int = 1000, cursor: str | None = None) -> JSONObject:
+        listed = self._client.list_keys(prefix, limit=limit, cursor=cursor)
+        found = asyncio.run_coroutine_threadsafe(listed, self._loop).result()
+        return found if isinstance(found, dict) else {"prefix": prefix, "keys": [], "next": None}
+
 
 async def _events(client: MemberClient) -> list[JSON]:
     """Bodies of every notice this member received (TMF events among them)."""
@@ -55,6 +73,29 @@ async def _events(client: MemberClient) -> list[JSON]:
         if len(page) < _PAGE:
             return bodies
         after = page[-1].id
+
+
+#: The listing reports: one row per object, exportable as CSV.
+LISTINGS = {"orders": "orders", "devices": "deviceOrders", "assets": "assets"}
+
+
+async def member_listing(client: MemberClient, kind: str, args: argparse.Namespace) -> JSONObject:
+    """Listing report ``kind`` (orders, devices, assets) from this member's reads only."""
+    reader = _ClientReader(client, asyncio.get_running_loop())
+    compute: Callable[[], JSONObject]
+    if kind == "assets":
+        compute = partial(assets_report, reader, status=args.status)
+    else:
+        hints = order_ids_from_events(await _events(client))
+        if kind == "orders":
+            compute = partial(orders_report, reader, hints, project=args.project, state=args.state)
+        else:
+
+            def compute() -> JSONObject:
+                ids = args.order or known_orders(reader, hints, args.project)
+                return device_orders_report(reader, ids, state=args.state)
+
+    return await asyncio.to_thread(compute)
 
 
 async def member_report(
@@ -89,11 +130,41 @@ def render(kind: str, report: JSONObject) -> str:
 
 async def _report(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        report = await member_report(
-            client, args.report, args.id, getattr(args, "device", None) or ()
-        )
-    print(json.dumps(report, sort_keys=True) if args.json else render(args.report, report))
+        if args.report in LISTINGS:
+            report = await member_listing(client, args.report, args)
+        else:
+            report = await member_report(
+                client, args.report, args.id, getattr(args, "device", None) or ()
+            )
+    form = "json" if args.json else getattr(args, "format", "table")
+    if form == "json":
+        print(json.dumps(report, sort_keys=True))
+    elif form == "csv":
+        sys.stdout.write(csv_rows(report[LISTINGS[args.report]]))
+    else:
+        print(render(args.report, report))
     return 0
+
+
+def csv_rows(rows: JSON) -> str:
+    """Rows of a listing report as CSV (RFC 4180, a header line first)."""
+    items = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    if not items:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(items[0]), lineterminator="\r\n")
+    writer.writeheader()
+    for row in items:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def _render_listing(rows: Any, header: Sequence[str], counts: Any, what: str) -> str:
+    if not rows:
+        return f"no {what} this member may see"
+    table = _table([[_cell(r.get(h)) for h in header] for r in rows], header)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    return f"{table}\n\n{len(rows)} {what}: {summary}"
 
 
 def _cell(value: Any) -> str:
@@ -177,6 +248,21 @@ _RENDER: dict[str, Callable[[Any], str]] = {
     "order": _render_order,
     "stock": _render_stock,
     "asset": _render_asset,
+    "orders": lambda r: _render_listing(
+        r["orders"], ["productOrderId", "projectId", "state", "revision"], r["byState"], "orders"
+    ),
+    "devices": lambda r: _render_listing(
+        r["deviceOrders"],
+        ["productOrderId", "device", "state", "supplier", "part", "site", "resourceId"],
+        r["byState"],
+        "device orders",
+    ),
+    "assets": lambda r: _render_listing(
+        r["assets"],
+        ["id", "status", "serialNumber", "supplier", "part", "productOrderId", "device"],
+        r["byStatus"],
+        "assets",
+    ),
 }
 
 
@@ -200,4 +286,27 @@ def add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                 metavar="ID",
                 help="a device id to look for besides those learnt (repeatable)",
             )
+        cmd.set_defaults(run=_run(_report))
+    listings = {
+        "orders": "the orders this member may see, with their states (by project, by state)",
+        "devices": "the device orders this member may read (a supplier: its own), by state",
+        "assets": "the assets this member may read, by lifecycle status",
+    }
+    for kind, text in listings.items():
+        cmd = kinds.add_parser(kind, parents=[common], help=text)
+        if kind in ("orders", "devices"):
+            cmd.add_argument("--project", metavar="ID", help="only this customer project")
+            cmd.add_argument("--state", help="only rows in this state")
+        if kind == "devices":
+            cmd.add_argument(
+                "--order", action="append", metavar="ID", help="only this order (repeatable)"
+            )
+        if kind == "assets":
+            cmd.add_argument("--status", help="only assets in this lifecycle status")
+        cmd.add_argument(
+            "--format",
+            choices=["table", "csv", "json"],
+            default="table",
+            help="table for people, csv or json to export (default: %(default)s)",
+        )
         cmd.set_defaults(run=_run(_report))

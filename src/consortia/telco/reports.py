@@ -19,13 +19,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from consortia._json import JSON, JSONObject
+from consortia._json import JSON, JSONObject, json_list
 
 __all__ = [
+    "Lister",
     "Reader",
     "asset_report",
+    "assets_report",
+    "device_orders_report",
     "hints_from_events",
+    "known_orders",
+    "order_ids_from_events",
     "order_report",
+    "orders_report",
     "stock_report",
 ]
 
@@ -46,6 +52,32 @@ class Reader(Protocol):
     def history(self, key: str) -> list[JSONObject]:
         """Every version, oldest first, hidden ones as ``{seqno, txid, digest}``."""
         ...
+
+
+class Lister(Reader, Protocol):
+    """A reader that can also list the keys under a prefix it may read (``GET …/keys``)."""
+
+    def keys(self, prefix: str, *, limit: int = ..., cursor: str | None = None) -> JSONObject:
+        """One page: ``{"prefix", "keys": [{"key","value","seqno","txid"}], "next"}``."""
+        ...
+
+
+#: Listing pages followed at most (200,000 keys at the server's default page): a report
+#: never loops on a cursor.
+MAX_PAGES = 2000
+
+
+def _listed(reader: Lister, prefix: str) -> list[JSONObject]:
+    """Every entry under ``prefix`` the reader may read, following the cursors."""
+    out: list[JSONObject] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page: Any = reader.keys(prefix, cursor=cursor)
+        out += [entry for entry in page.get("keys", []) if isinstance(entry, dict)]
+        cursor = page.get("next")
+        if not isinstance(cursor, str):
+            break
+    return out
 
 
 def _not_found(exc: Exception) -> bool:
@@ -288,3 +320,135 @@ def hints_from_events(
                 devices.append(str(item["target"]))
                 parts.append((str(item["supplier"]), str(item["part"])))
     return _unique(devices), sorted(set(parts))
+
+
+def order_ids_from_events(events: Iterable[JSON]) -> list[str]:
+    """Product order ids named in TMF event bodies (what a supplier or customer knows of)."""
+    found: list[str] = []
+    for body in events:
+        event: Any = body.get("event") if isinstance(body, dict) else None
+        if not isinstance(event, dict):
+            continue
+        for item in event.get("resourceOrder") or []:
+            if isinstance(item, dict) and isinstance(item.get("productOrderId"), str):
+                found.append(item["productOrderId"])
+        for name in ("productOrder", "changePlan"):
+            inner = event.get(name)
+            if isinstance(inner, dict):
+                ident = inner.get("id") if name == "productOrder" else inner.get("productOrderId")
+                if isinstance(ident, str):
+                    found.append(ident)
+        if isinstance(event.get("productOrderId"), str):
+            found.append(event["productOrderId"])
+    return _unique(found)
+
+
+def _counts(rows: Sequence[JSONObject], field: str) -> JSONObject:
+    counts: dict[str, int] = {}
+    for row in rows:
+        value = str(row.get(field))
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def known_orders(reader: Lister, hints: Sequence[str], project: str | None) -> list[str]:
+    """Order ids the reader can know: its projects' order indexes (sellers and auditors
+    read them) and the ``hints`` (from its notifications), in that order."""
+    ids: list[str] = []
+    for entry in _listed(reader, "project/"):
+        pid = str(entry["key"]).removeprefix("project/")
+        if project is None or pid == project:
+            ids += [
+                str(e["key"]).rsplit("/", 1)[-1] for e in _listed(reader, f"projectOrder/{pid}/")
+            ]
+    return _unique([*ids, *hints])
+
+
+def orders_report(
+    reader: Lister,
+    hints: Sequence[str] = (),
+    *,
+    project: str | None = None,
+    state: str | None = None,
+) -> JSONObject:
+    """The orders this reader may see, one row each (id, project, state, revision), and
+    how many are in each state; ``project`` and ``state`` filter the rows."""
+    rows: list[JSONObject] = []
+    for oid in known_orders(reader, hints, project):
+        seen, status = _read(reader, f"productOrder/{oid}/state")
+        header_seen, header = _read(reader, f"productOrder/{oid}")
+        if seen != "visible" and header_seen != "visible":
+            continue
+        pid = header.get("projectId") if isinstance(header, dict) else None
+        if project is not None and pid not in (project, None):
+            continue
+        current = (
+            status.get("state", "acknowledged") if isinstance(status, dict) else "acknowledged"
+        )
+        revision = status.get("revision") if isinstance(status, dict) else None
+        if revision is None and isinstance(header, dict):
+            revision = header.get("revision")
+        row: JSONObject = {
+            "productOrderId": oid,
+            "projectId": pid,
+            "state": current,
+            "revision": revision,
+        }
+        if state is None or current == state:
+            rows.append(row)
+    return {"orders": json_list(rows), "byState": _counts(rows, "state")}
+
+
+def device_orders_report(
+    reader: Lister, order_ids: Sequence[str], *, state: str | None = None
+) -> JSONObject:
+    """The device orders (TMF652 ResourceOrders) of ``order_ids`` this reader may read: a
+    supplier's own, or every one for a seller; ``state`` filters them."""
+    rows: list[JSONObject] = []
+    for oid in _unique(order_ids):
+        for entry in _listed(reader, f"resourceOrder/{oid}/"):
+            value: Any = entry.get("value")
+            if not isinstance(value, dict):
+                continue
+            if state is not None and value.get("state") != state:
+                continue
+            rows.append(
+                {
+                    "productOrderId": oid,
+                    "device": value.get("id"),
+                    "state": value.get("state"),
+                    "supplier": value.get("supplier"),
+                    "part": value.get("part"),
+                    "site": value.get("site"),
+                    "revision": value.get("revision"),
+                    "resourceId": value.get("resourceId"),
+                    "seqno": entry.get("seqno"),
+                }
+            )
+    return {"deviceOrders": json_list(rows), "byState": _counts(rows, "state")}
+
+
+def assets_report(reader: Lister, *, status: str | None = None) -> JSONObject:
+    """The assets (TMF639 PhysicalResources) this reader may read, and how many are in each
+    lifecycle status; ``status`` filters them."""
+    rows: list[JSONObject] = []
+    for entry in _listed(reader, "resource/"):
+        value: Any = entry.get("value")
+        if not isinstance(value, dict):
+            continue
+        current = value.get("assetLifecycleStatus")
+        if status is not None and current != status:
+            continue
+        rows.append(
+            {
+                "id": value.get("id"),
+                "status": current,
+                "serialNumber": value.get("serialNumber"),
+                "supplier": value.get("supplier"),
+                "part": value.get("part"),
+                "productOrderId": value.get("productOrderId"),
+                "device": value.get("device"),
+                "seqno": entry.get("seqno"),
+            }
+        )
+    return {"assets": json_list(rows), "byStatus": _counts(rows, "status")}
