@@ -3,17 +3,20 @@ documented in docs/telco.md from the same files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from telco_world import telco_world
 
+from consortia.cli import main
 from consortia.cli.describe import action_entry, render_action
 from consortia.errors import UnknownAction
 from consortia.governance.params_schema import check_schema, validate_params
+from consortia.sandbox.compiler import code_hash
 from consortia.telco.reference import reference
-from consortia.telco.template import DOMAIN_ACTIONS, params_schema
+from consortia.telco.template import DOMAIN_ACTIONS, action_code, params_schema
 from testkit import js
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "telco.md"
@@ -70,3 +73,17 @@ def test_action_show_says_who_may_run_it_its_fields_and_an_example(tmp_path: Pat
     assert "1 approval(s) of role:seller" in bind
     with pytest.raises(UnknownAction, match=r"no action 'updateDevice'.*public ones: .*Order"):
         action_entry(doc, "updateDevice")
+
+
+def test_action_check_compiles_a_pack_action_with_its_shared_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = Path(__file__).resolve().parents[2] / "src/consortia/telco/actions"
+    assert main(["action", "check", str(source / "updateDeviceOrder.star"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # Exactly the code the template votes: the action's own, then common.star.
+    assert report["code_hash"] == code_hash(action_code("updateDeviceOrder"))
+    assert report["shared_code"].endswith("common.star")
+    # The shared file alone is not an action: refused as amendConstitution would refuse it.
+    assert main(["action", "check", str(source / "common.star")]) == 1
+    assert "no `def main(params):`" in capsys.readouterr().out

@@ -19,6 +19,16 @@ from consortia.sandbox import ActionRuntime, MemoryHost
 __all__ = ["add_action_commands"]
 
 
+#: The file a pack's actions share (the Telco pack's helpers), found beside the action.
+SHARED_CODE = "common.star"
+
+
+def _shared_code(path: Path) -> Path | None:
+    """The pack's shared code beside ``path``, unless ``path`` is that file itself."""
+    shared = path.parent / SHARED_CODE
+    return shared if path.name != SHARED_CODE and shared.is_file() else None
+
+
 def _check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
@@ -26,11 +36,16 @@ def _check(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"cannot read {path}: {exc}") from None
     name = args.name or path.stem
+    shared = _shared_code(path)
+    if shared is not None:
+        # A pack's action travels with its shared helpers (action code cannot load()), in
+        # the order the pack's template votes it: the action's own code first.
+        code = code.rstrip("\n") + "\n\n\n" + shared.read_text(encoding="utf-8")
     params = json_arg(args.params, "--params") or {}
     state = json_arg(args.state, "--state") or {}
     if not isinstance(params, dict) or not isinstance(state, dict):
         raise BadRequest("--params and --state must be JSON objects")
-    report: JSONObject = {"action": name}
+    report: JSONObject = {"action": name, "shared_code": None if shared is None else str(shared)}
     with ActionRuntime(isolation="process") as runtime:
         compiled = runtime.compile(name, code)
         report["compiled"] = True
@@ -59,7 +74,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print(f"{name}: compiles (code hash {compiled.code_hash[:16]}...)")
+        with_shared = "" if shared is None else f" with the pack's shared {shared.name}"
+        print(f"{name}: compiles{with_shared} (code hash {compiled.code_hash[:16]}...)")
         if compiled.literal_calls:
             print(f"  calls: {', '.join(compiled.literal_calls)} (each must be internal)")
         if args.execute:
