@@ -105,15 +105,16 @@ def _requests(ins: Insights) -> Figure | None:
         colour = _OTHER_COLOUR if name == "other" else _ACTION_COLOURS[index]
         ax.bar(starts, counts, width=width, bottom=bottom, label=name, color=colour, align="edge")
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    mid = [s + ins.bucket_s / 2 / 86400.0 for s in starts]
-    ax.plot(
-        mid,
+    # The viewer's own requests: one mark across each bucket's bar. A line from one
+    # bucket's middle to the next would invent counts between buckets.
+    ax.hlines(
         [b.own for b in ins.timeline],
-        "k-",
-        lw=2,
-        marker=".",
+        starts,
+        [s + width for s in starts],
+        colors="black",
+        lw=2.5,
         label=f"{ins.viewer.member} (you)",
-        path_effects=[withStroke(linewidth=4, foreground="white")],
+        path_effects=[withStroke(linewidth=4.5, foreground="white")],
     )
     ax.set_ylabel(f"requests per {bucket_label(ins.bucket_s)}")
     _time_axis(ax)

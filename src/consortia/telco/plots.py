@@ -22,6 +22,15 @@ from consortia.telco.insights import OrderInsights
 __all__ = ["TELCO_CHARTS"]
 
 
+#: Below this many closed orders the cycle times are drawn one dot per order.
+_FEW = 10
+_BINS = 12
+
+
+def _orders_count(n: int) -> str:
+    return f"{n} order" if n == 1 else f"{n} orders"
+
+
 def _orders(ins: Insights) -> Figure | None:
     telco = OrderInsights.of(ins)
     if telco is None:
@@ -36,8 +45,21 @@ def _orders(ins: Insights) -> Figure | None:
         ("cancelled", OUTCOME_COLOURS["refused"]),
     ]
     data = [[(o.cycle_s or 0.0) / divisor for o in closed if o.state == s] for s, _ in groups]
-    labels = [f"{s} ({len(d)} orders)" for (s, _), d in zip(groups, data, strict=True)]
-    ax.hist(data, bins=12, stacked=True, color=[c for _, c in groups], label=labels)
+    labels = [f"{s} ({_orders_count(len(d))})" for (s, _), d in zip(groups, data, strict=True)]
+    top = max(max(d, default=0.0) for d in data)
+    if len(closed) < _FEW:
+        # Too few for a histogram (one bar, and an axis around nothing): each order a dot.
+        for row, (values, (_, colour), label) in enumerate(zip(data, groups, labels, strict=True)):
+            ax.scatter(values, [row] * len(values), s=80, color=colour, label=label, zorder=3)
+        ax.set_yticks(range(len(groups)), [s for s, _ in groups])
+        ax.set_ylim(-0.8, len(groups) - 0.2)
+    else:
+        edges = [top * i / _BINS for i in range(_BINS + 1)] if top > 0 else _BINS
+        ax.hist(data, bins=edges, stacked=True, color=[c for _, c in groups], label=labels)
+        ax.set_ylabel("orders (count)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # Room on the right for the median's label.
+    ax.set_xlim(left=0, right=max(top * 1.25, 1e-9))
     for values, (_, colour) in zip(data, groups, strict=True):
         median = quantile(values, 0.5)
         if median is not None:
@@ -53,9 +75,9 @@ def _orders(ins: Insights) -> Figure | None:
     ax.plot([], [], "k--", lw=1.5, label="median")
     still_open = sum(1 for o in telco.orders_all if o.cycle_s is None)
     ax.set_xlabel(f"cycle time ({unit})")
-    ax.set_ylabel("orders (count)")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{len(closed)} closed orders; {still_open} still open (not shown)")
+    ax.set_title(
+        f"{_orders_count(len(closed))} closed; {_orders_count(still_open)} still open (not shown)"
+    )
     legend_outside(ax)
     return fig
 
