@@ -253,3 +253,28 @@ def test_bucket_sizes_and_durations_read_well() -> None:
         "2h 01m",
         "2d 07h",
     ]
+
+
+def test_reads_of_hidden_objects_count_apart_from_refusals_for_insiders_only(
+    tmp_path: Path,
+) -> None:
+    traffic = Traffic()
+    for n in range(3):
+        traffic.add(60.0 * n, "vendorA", "object", "hidden", kind="read")
+    traffic.add(300.0, "vendorA", "object", "refused", code="not_found", kind="read")
+    con = open_store(write_store(tmp_path / "hidden.duckdb", traffic.events))
+    try:
+        full = compute_insights(con, "acme", Viewer("telco", full=True))
+        mine = compute_insights(con, "acme", Viewer("vendorA"))
+    finally:
+        con.close()
+    reads = next(a for a in full.actions if a.action == "read:object")
+    assert reads.outcomes == {"hidden": 3, "refused": 1} and reads.codes == {"not_found": 1}
+    assert sum(b.refused_by_code.get("not_found", 0) for b in full.timeline) == 1
+    # Its reader got not_found each time: to it, and to anyone but the insiders, they are
+    # not_found, or the counts would tell which keys exist.
+    seen = next(a for a in mine.actions if a.action == "read:object")
+    assert seen.outcomes == {"refused": 4} and seen.codes == {"not_found": 4}
+    own = next(m for m in mine.members if m.member == "vendorA")
+    assert own.outcomes == {"refused": 4}
+    assert sum(b.refused_by_code.get("not_found", 0) for b in mine.timeline) == 4

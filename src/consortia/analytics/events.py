@@ -28,7 +28,7 @@ class Event:
     action: str | None  # action name; for reads the read kind ("object", "history",
     #   "transaction", "constitution", "notifications", "receipt")
     member: str | None  # the signer/reader id; for bad_signature the *claimed* kid
-    outcome: str  # "committed" | "pending" | "refused" | "failed" | "ok"
+    outcome: str  # "committed" | "pending" | "refused" | "failed" | "ok" | "hidden" (reads)
     code: str | None  # wire error code (errors.py) when refused/failed, else None
     latency_ms: float
     object_type: str | None  # first segment of the object key ("order" for "order/O1")

@@ -35,6 +35,7 @@ __all__ = [
 OUTCOME_COLOURS = {
     "committed": "#2e7d32",
     "ok": "#64b5f6",
+    "hidden": "#90a4ae",
     "pending": "#f9a825",
     "refused": "#e53935",
     "failed": "#8e24aa",

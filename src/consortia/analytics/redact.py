@@ -20,6 +20,7 @@ from consortia.analytics.events import Event
 from consortia.governance.analytics_policy import AnalyticsPolicy
 
 __all__ = [
+    "HIDDEN_READ",
     "NO_FIELDS",
     "OBJECT_REF_HEX",
     "ObjectRefs",
@@ -124,6 +125,10 @@ def execute_event(
     )
 
 
+#: The code a read hook passes for a read of something hidden from the reader.
+HIDDEN_READ = "hidden"
+
+
 def read_event(
     *,
     policy: AnalyticsPolicy,
@@ -137,15 +142,18 @@ def read_event(
     key: str | None = None,
     txid: str | None = None,
 ) -> Event:
-    """The event of one member read: ``ok``, or ``refused`` with its error code."""
+    """The event of one member read: ``ok``; ``hidden`` when it asked for something that
+    exists but is not for it to see (its answer was ``not_found``: a report reading what it
+    may not is no refusal); or ``refused`` with its error code."""
+    hidden = code == HIDDEN_READ
     return Event(
         time=time,
         consortium=consortium,
         kind="read",
         action=read,
         member=member,
-        outcome="ok" if code is None else "refused",
-        code=code,
+        outcome="ok" if code is None else ("hidden" if hidden else "refused"),
+        code=None if hidden else code,
         latency_ms=latency_ms,
         object_type=None if key is None else refs.type_of(consortium, key, policy.object_types),
         object_ref=None if key is None else refs.ref(consortium, key),

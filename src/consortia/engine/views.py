@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from consortia._json import JSON, JSONObject, json_list
+from consortia.analytics.redact import HIDDEN_READ
 from consortia.engine.consortium import ConsortiumRuntime
 from consortia.engine.execution import check_key
 from consortia.engine.observe import AnalyticsHook
@@ -26,7 +27,15 @@ from consortia.ledger.merkle import InclusionError, inclusion_proof, verify_incl
 from consortia.ledger.receipts import build_receipt, verify_signed_root
 from consortia.ledger.records import Audience
 
-__all__ = ["LIST_DEFAULT", "LIST_SCAN", "MAX_PAGE", "MemberView", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "LIST_DEFAULT",
+    "LIST_SCAN",
+    "MAX_PAGE",
+    "HiddenObject",
+    "MemberView",
+    "decode_cursor",
+    "encode_cursor",
+]
 
 #: Most notifications, keys or versions returned by one read.
 MAX_PAGE = 1000
@@ -36,6 +45,11 @@ LIST_DEFAULT = 100
 #: member who may see few keys of a large prefix gets pages, never a long scan.
 LIST_SCAN = 5000
 _CURSOR = "k1:"
+
+
+class HiddenObject(NotFound):
+    """``not_found`` to the reader, the same answer as for something absent; to analytics
+    (inside the TEP), a read of something that exists but is not the reader's to see."""
 
 
 def encode_cursor(last_key: str) -> str:
@@ -83,7 +97,7 @@ def _observed(
                     read,
                     view.member,
                     started=started,
-                    code=exc.code,
+                    code=HIDDEN_READ if isinstance(exc, HiddenObject) else exc.code,
                     policy=view._runtime.constitution.analytics,
                     **where,
                 )
@@ -175,6 +189,7 @@ class MemberView:
             record = self._runtime.record(row)
             if self._runtime.constitution.sees(record.audience, self.member):
                 return {"txid": txid, "seqno": row.seqno, "record": b64url_encode(data)}
+            raise HiddenObject(f"no transaction {txid!r} that member {self.member!r} may see")
         raise NotFound(f"no transaction {txid!r} that member {self.member!r} may see")
 
     @_observed("receipt", "txid")
@@ -222,9 +237,14 @@ class MemberView:
     @_observed("object", "key")
     def object(self, key: str) -> JSONObject:
         """The newest version of ``key`` this member may see."""
-        found = self._newest_visible(_key(key))
+        name = _key(key)
+        found = self._newest_visible(name)
         if found is None:
-            raise NotFound(f"no value of {key!r} that member {self.member!r} may see")
+            message = f"no value of {key!r} that member {self.member!r} may see"
+            versions = self._runtime.versions(name)
+            if versions and not any(self._sees(v.audience) for v in versions):
+                raise HiddenObject(message)
+            raise NotFound(message)
         return found
 
     def _newest_visible(self, key: str) -> JSONObject | None:

@@ -33,7 +33,7 @@ __all__ = [
 BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
 _MAX_BUCKETS = 60
 #: Outcomes in the order tables and charts show them.
-OUTCOMES = ("committed", "ok", "pending", "refused", "failed")
+OUTCOMES = ("committed", "ok", "hidden", "pending", "refused", "failed")
 
 
 @dataclass(frozen=True, slots=True)

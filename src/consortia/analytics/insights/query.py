@@ -79,7 +79,18 @@ def json_object(text: Any) -> dict[str, JSON]:
     return value if isinstance(value, dict) else {}
 
 
-def _actions(con: duckdb.DuckDBPyConnection, cid: str, lo: float) -> list[ActionFigures]:
+def _as_seen(viewer: Viewer, outcome: str, code: str | None) -> tuple[str, str | None]:
+    """A read of something hidden counts apart from refusals only for a viewer who sees every
+    member's figures (the insiders): to any other, it is the ``not_found`` its reader got,
+    so no count can tell a hidden key from a missing one."""
+    if outcome == "hidden" and not viewer.full:
+        return "refused", "not_found"
+    return outcome, code
+
+
+def _actions(
+    con: duckdb.DuckDBPyConnection, cid: str, lo: float, viewer: Viewer
+) -> list[ActionFigures]:
     rows = con.execute(
         "SELECT kind, action, outcome, code, count(*) FROM events "
         "WHERE consortium = ? AND time >= ? GROUP BY ALL",
@@ -87,7 +98,8 @@ def _actions(con: duckdb.DuckDBPyConnection, cid: str, lo: float) -> list[Action
     ).fetchall()
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     codes: dict[str, Counter[str]] = defaultdict(Counter)
-    for kind, action, outcome, code, n in rows:
+    for kind, action, raw_outcome, raw_code, n in rows:
+        outcome, code = _as_seen(viewer, raw_outcome, raw_code)
         label = _label(kind, action)
         outcomes[label][outcome] += n
         if code:
@@ -125,7 +137,8 @@ def _members(
     codes: dict[str, Counter[str]] = defaultdict(Counter)
     other_outcomes: Counter[str] = Counter()
     other_codes: Counter[str] = Counter()
-    for member, outcome, code, n in rows:
+    for member, raw_outcome, raw_code, n in rows:
+        outcome, code = _as_seen(viewer, raw_outcome, raw_code)
         seen = viewer.sees(member)
         (outcomes[member] if seen else other_outcomes)[outcome] += n
         if code:
@@ -154,7 +167,8 @@ def _timeline(
     by_action: list[Counter[str]] = [Counter() for _ in range(count)]
     refused: list[Counter[str]] = [Counter() for _ in range(count)]
     own = [0] * count
-    for b, kind, action, outcome, code, is_own, n in rows:
+    for b, kind, action, raw_outcome, raw_code, is_own, n in rows:
+        outcome, code = _as_seen(viewer, raw_outcome, raw_code)
         by_action[b][_label(kind, action)] += n
         if outcome in ("refused", "failed"):
             refused[b][code or outcome] += n
@@ -271,7 +285,7 @@ def compute_insights(
         first=first,
         last=last,
         bucket_s=bucket_s,
-        actions=_actions(con, consortium, lo),
+        actions=_actions(con, consortium, lo, viewer),
         members=members,
         others=others,
         timeline=timeline,
