@@ -12,6 +12,7 @@ from analytics_world import FOUNDERS, AnalyticsWorld, make_world
 from consortia import ConsortiaError, MemberKeys, sign_action
 from consortia._json import JSONObject
 from consortia.analytics import Event
+from consortia.errors import NotFound
 from consortia.identity.jwt import issue_token
 
 
@@ -146,9 +147,9 @@ def test_reads_emit_read_events_with_object_refs_not_names(world: AnalyticsWorld
     view.receipt(done.txid)
     view.constitution()
     view.notifications()
-    with pytest.raises(Exception, match="may see") as hidden:
+    with pytest.raises(NotFound, match="may see") as hidden:
         world.platform.member_view(world.cid, "telco").object("device/D1")
-    with pytest.raises(Exception, match="may see") as absent:
+    with pytest.raises(NotFound, match="may see") as absent:
         world.platform.member_view(world.cid, "telco").object("device/D9")
     # The reader cannot tell the two apart; analytics, inside the TEP, can.
     assert (hidden.value.code, hidden.value.message.replace("D1", "D9")) == (
