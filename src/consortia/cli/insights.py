@@ -88,7 +88,8 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def _when(t: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _when(t: float | None, fmt: str = "%Y-%m-%dT%H:%MZ") -> str:
+    """A time as a person reads it: ISO 8601, UTC."""
     if t is None:
         return "-"
     return datetime.datetime.fromtimestamp(t, tz=datetime.UTC).strftime(fmt)
@@ -133,7 +134,7 @@ def _timeline(ins: Insights) -> list[str]:
         top = max(b.by_action.items(), key=lambda i: i[1], default=("-", 0))
         rows.append(
             [
-                _when(b.start, "%m-%d %H:%M"),
+                _when(b.start),
                 str(sum(b.by_action.values())),
                 str(sum(b.refused_by_code.values())),
                 str(b.own),
@@ -234,7 +235,7 @@ def _alerts(ins: Insights) -> list[str]:
         return ["MISUSE ALERTS: none"]
     rows = [
         [
-            _when(a.time, "%m-%d %H:%M:%S"),
+            _when(a.time, "%Y-%m-%dT%H:%M:%SZ"),
             a.member,
             a.rule,
             f"{a.score:.2f}",
@@ -255,7 +256,7 @@ def render_insights(ins: Insights) -> str:
     head = [
         f"insights of consortium {ins.consortium!r} as member {ins.viewer.member!r} may see "
         f"them: {scope}",
-        f"events from {_when(ins.first)} to {_when(ins.last)} UTC",
+        f"events from {_when(ins.first)} to {_when(ins.last)}",
         "",
     ]
     if ins.first is None:

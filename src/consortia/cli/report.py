@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from consortia._json import JSON, JSONObject
-from consortia.cli.member import _client, _common, _run, _table
+from consortia.cli.member import _client, _common, _iso, _run, _table
 from consortia.client import MemberClient
 from consortia.errors import NotFound
 from consortia.telco.reports import (
@@ -235,9 +235,7 @@ def _render_asset(r: Any) -> str:
         ),
     ]
     if r["serialHistory"]:
-        rows = [
-            [h["action"], h["serialNumber"], str(h.get("date", "-"))] for h in r["serialHistory"]
-        ]
+        rows = [[h["action"], h["serialNumber"], _iso(h.get("date"))] for h in r["serialHistory"]]
         out += ["", _table(rows, ["serial action", "serial", "date"])]
     if r["hiddenVersions"]:
         out.append(f"hidden: {r['hiddenVersions']} version(s)")
