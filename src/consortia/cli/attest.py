@@ -18,8 +18,10 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from consortia._json import JSONObject
 from consortia.attestation import (
@@ -36,9 +38,9 @@ from consortia.cli.member import EXIT_REFUSED, EXIT_UNREACHABLE, add_trust_argum
 from consortia.client import PinMismatch, ServiceUnreachable
 from consortia.client.attest import Attested, parse_test_root
 from consortia.client.member import open_service
-from consortia.errors import ConsortiaError
+from consortia.errors import BadRequest, ConsortiaError
 
-__all__ = ["add_attest_parser"]
+__all__ = ["add_attest_parser", "add_service_parser"]
 
 #: A report is 1,184 bytes (2,368 as hex); a chain of three certificates a few KiB.
 _MAX_INPUT: Final = 256 * 1024
@@ -89,7 +91,8 @@ def _print_attested(attested: Attested) -> None:
     print(f"verdict:      {attested.summary()}")
 
 
-async def _attest_url(args: argparse.Namespace) -> int:
+async def _attested(args: argparse.Namespace) -> Attested:
+    """Connect to ``--url``, attest it under this member's trust, and close."""
     http, _, attested = await open_service(
         args.url,
         fingerprint=args.service_fingerprint,
@@ -97,6 +100,11 @@ async def _attest_url(args: argparse.Namespace) -> int:
         trust=trust_of(args),
     )
     await http.aclose()
+    return attested
+
+
+async def _attest_url(args: argparse.Namespace) -> int:
+    attested = await _attested(args)
     if args.json:
         doc: JSONObject = {"verdict": "attested" if attested.attested else "not_attested"}
         doc.update(attested.to_json())
@@ -106,21 +114,49 @@ async def _attest_url(args: argparse.Namespace) -> int:
     return 0 if attested.attested else EXIT_REFUSED
 
 
-def _attest_command(args: argparse.Namespace) -> int:
-    if not args.url:
-        print(
-            "consortia attest: give --url URL (or CONSORTIA_URL), or `attest verify REPORT`",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        return asyncio.run(_attest_url(args))
-    except (ServiceUnreachable, PinMismatch) as exc:
-        _fail(args, exc)
-        return EXIT_UNREACHABLE
-    except ConsortiaError as exc:
-        _fail(args, exc)
-        return EXIT_REFUSED
+async def _service(args: argparse.Namespace) -> int:
+    attested = await _attested(args)
+    # What a member keeps: the keys as attested (or, on a virtual TEP, as published under
+    # the pinned certificate); `consortia receipt verify --service-key FILE` reads it.
+    doc: JSONObject = {"url": args.url, **attested.to_json()}
+    if args.save:
+        target = Path(args.save)
+        if target.exists() and not args.force:
+            raise BadRequest(f"{target} already exists; use --force to replace it")
+        target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(doc, sort_keys=True))
+        return 0
+    _print_attested(attested)
+    if args.save:
+        print(f"saved to {args.save}: pass it to `consortia receipt verify --service-key`")
+    return 0
+
+
+def _connected(
+    work: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], usage: str
+) -> Callable[[argparse.Namespace], int]:
+    """A command that attests ``--url`` first: its exit codes, its refusals printed."""
+
+    def run(args: argparse.Namespace) -> int:
+        if not args.url:
+            print(usage, file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(work(args))
+        except (ServiceUnreachable, PinMismatch) as exc:
+            _fail(args, exc)
+            return EXIT_UNREACHABLE
+        except ConsortiaError as exc:
+            _fail(args, exc)
+            return EXIT_REFUSED
+
+    return run
+
+
+_attest_command = _connected(
+    _attest_url, "consortia attest: give --url URL (or CONSORTIA_URL), or `attest verify REPORT`"
+)
 
 
 # -- attest verify -------------------------------------------------------------------------
@@ -182,6 +218,36 @@ def _verify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("CONSORTIA_URL"), help="the TEP")
+    parser.add_argument(
+        "--service-fingerprint",
+        default=os.environ.get("CONSORTIA_FINGERPRINT"),
+        help="also require this TLS certificate (SHA-256, as `consortia serve` prints)",
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="on a virtual TEP, skip TLS verification"
+    )
+    add_trust_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_service_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``consortia service [--save FILE]``: the TEP's keys, as this member attested them."""
+    service = sub.add_parser(
+        "service",
+        help="the TEP's service keys as attested (or pinned), optionally saved for later checks",
+    )
+    _connection_arguments(service)
+    service.add_argument(
+        "--save", metavar="FILE", help="write them as JSON (for receipt verify --service-key)"
+    )
+    service.add_argument("--force", action="store_true", help="overwrite FILE")
+    service.set_defaults(
+        run=_connected(_service, "consortia service: give --url URL (or CONSORTIA_URL)")
+    )
+
+
 def add_attest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``attest`` command and its ``verify`` subcommand."""
     attest = sub.add_parser(
@@ -190,17 +256,7 @@ def add_attest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    attest.add_argument("--url", default=os.environ.get("CONSORTIA_URL"), help="the TEP")
-    attest.add_argument(
-        "--service-fingerprint",
-        default=os.environ.get("CONSORTIA_FINGERPRINT"),
-        help="also require this TLS certificate (SHA-256, as `consortia serve` prints)",
-    )
-    attest.add_argument(
-        "--insecure", action="store_true", help="on a virtual TEP, skip TLS verification"
-    )
-    add_trust_arguments(attest)
-    attest.add_argument("--json", action="store_true", help="machine-readable output")
+    _connection_arguments(attest)
     attest.set_defaults(run=_attest_command)
     verbs = attest.add_subparsers(dest="attest_command", metavar="verify")
     verify = verbs.add_parser(

@@ -15,14 +15,9 @@ from pathlib import Path
 from consortia import __version__
 from consortia._json import JSONObject
 from consortia.cli.action import add_action_commands
-from consortia.cli.attest import add_attest_parser
+from consortia.cli.attest import add_attest_parser, add_service_parser
 from consortia.cli.insights import add_insights_parser
-from consortia.cli.member import (
-    add_action_show,
-    add_member_parsers,
-    add_receipt_fetch,
-    add_service_parser,
-)
+from consortia.cli.member import add_action_show, add_member_parsers, add_receipt_fetch
 from consortia.cli.recovery import add_recovery_parser
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser

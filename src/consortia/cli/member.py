@@ -33,7 +33,6 @@ from consortia.client import (
     create_consortium,
 )
 from consortia.client.attest import Attested, Trust, parse_test_root
-from consortia.client.service import open_service
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.identity.keyfile import load_member_keys, load_signing_key
 from consortia.identity.keys import VerifyKey
@@ -594,53 +593,3 @@ def add_action_show(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     show.add_argument("name", help="the action, e.g. updateDeviceOrder")
     show.set_defaults(run=_run(_action_show))
-
-
-async def _service(args: argparse.Namespace) -> int:
-    _need(args, "url")
-    http, _, attested = await open_service(
-        args.url,
-        fingerprint=args.service_fingerprint,
-        insecure=args.insecure,
-        trust=trust_of(args),
-    )
-    await http.aclose()
-    announce(attested)
-    # What a member keeps: the keys as attested (or, on a virtual TEP, as published under
-    # the pinned certificate), which `consortia receipt verify --service-key FILE` reads.
-    doc: JSONObject = {
-        "url": args.url,
-        "platform": attested.platform,
-        "attested": attested.attested,
-        "service_key": attested.service_key,
-        "encryption_key": attested.encryption_key,
-        "tls_certificate_sha256": attested.tls_certificate_sha256,
-    }
-    if args.save:
-        target = Path(args.save)
-        if target.exists() and not args.force:
-            raise BadRequest(f"{target} already exists; use --force to replace it")
-        target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    if args.json:
-        print(_show(doc))
-        return 0
-    print(f"platform: {attested.platform} ({'attested' if attested.attested else 'NOT attested'})")
-    print(f"service key (signs roots and receipts): {_show(attested.service_key)}")
-    print(f"encryption key (JWE requests): {_show(attested.encryption_key)}")
-    if args.save:
-        print(f"saved to {args.save}: pass it to `consortia receipt verify --service-key`")
-    return 0
-
-
-def add_service_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``consortia service [--save FILE]``: the TEP's keys, as this member attested them."""
-    service = sub.add_parser(
-        "service",
-        parents=[_common()],
-        help="the TEP's service keys as attested (or pinned), optionally saved for later checks",
-    )
-    service.add_argument(
-        "--save", metavar="FILE", help="write them as JSON (for receipt verify --service-key)"
-    )
-    service.add_argument("--force", action="store_true", help="overwrite FILE")
-    service.set_defaults(run=_run(_service))
