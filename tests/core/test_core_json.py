@@ -43,6 +43,26 @@ def test_canonical_is_rfc8785(value: JSON) -> None:
     assert canonical(value) == rfc8785.dumps(value)
 
 
+tricky_text = st.text(alphabet='.eE+-0123456789"\\/truefalsnIfiyNa \u2028\x00', max_size=12)
+tricky = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-_SAFE, _SAFE)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | tricky_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(tricky)
+def test_canonical_tells_floats_from_look_alike_strings(value: JSON) -> None:
+    """Strings full of digits, dots, exponents, quotes, escapes and literal names never make
+    the fast path mistake a value for one with (or without) a float."""
+    assert canonical(value) == rfc8785.dumps(value)
+
+
 def test_canonical_handles_keys_that_sort_differently_in_utf16() -> None:
     value: JSON = {"\U0001f600": 1, "\ufb01": 2}
     assert canonical(value) == rfc8785.dumps(value)
