@@ -46,6 +46,7 @@ class PlatformOptions(TypedDict, total=False):
     templates: Mapping[str, Template]
     sandbox: ActionSandbox
     analytics: bool | EventSink
+    store: str
 
 
 class SignOptions(TypedDict, total=False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     walk.add_argument(
         "--data", required=True, metavar="DIR", help="the platform's data directory (node.key)"
+    )
+    walk.add_argument(
+        "--store",
+        metavar="URL",
+        default=os.environ.get("CONSORTIA_STORE"),
+        help="the PostgreSQL store the platform serves from (as `serve --store`; or "
+        "CONSORTIA_STORE); default: DIR/ledger.sqlite",
     )
     walk.add_argument("--json", action="store_true", help="machine-readable output")
     walk.add_argument(

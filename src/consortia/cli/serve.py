@@ -8,6 +8,7 @@ members to pin) and, unless ``--operator-key`` names one, an operator key pair.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,6 +179,7 @@ def serve_command(args: argparse.Namespace) -> int:
         templates=TEMPLATES,
         analytics=not args.no_analytics,
         running=running_platform(provider),
+        store=args.store,
     )
     try:
         return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
@@ -189,6 +191,14 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """The ``serve`` subcommand."""
     serve_p = sub.add_parser("serve", help="serve a platform over HTTPS (PROTOCOL.md)")
     serve_p.add_argument("--data", required=True, metavar="DIR", help="the platform's folder")
+    serve_p.add_argument(
+        "--store",
+        metavar="URL",
+        default=os.environ.get("CONSORTIA_STORE"),
+        help="keep the ledger in PostgreSQL (postgresql://user@host:port/db, several hosts "
+        "allowed; or CONSORTIA_STORE) instead of DIR/ledger.sqlite (the default); only "
+        "ciphertext and keyed hashes reach the database, the node key stays in DIR",
+    )
     serve_p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )

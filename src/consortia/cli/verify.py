@@ -22,6 +22,7 @@ from consortia.identity.keys import VerifyKey
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.receipts import verify_receipt
 from consortia.ledger.sqlite import SQLiteStore
+from consortia.ledger.store import AuditStore
 
 __all__ = ["ledger_verify", "receipt_verify"]
 
@@ -89,7 +90,13 @@ def ledger_verify(args: argparse.Namespace) -> int:
     """Walk the whole ledger in a data directory; 0 when every check holds, 1 otherwise."""
     data = Path(args.data)
     node_key = load_node_key(DataDir(data).node_key)
-    store = SQLiteStore(DataDir(data).ledger, read_only=True)
+    store: AuditStore
+    if getattr(args, "store", None):
+        from consortia.ledger.postgres import PostgresStore  # psycopg only when asked
+
+        store = PostgresStore(args.store, read_only=True)
+    else:
+        store = SQLiteStore(DataDir(data).ledger, read_only=True)
 
     def listed(entry: Entry) -> None:
         print(json.dumps(asdict(entry)))
@@ -117,5 +124,5 @@ def ledger_verify(args: argparse.Namespace) -> int:
             f"{_notifications(audit)}, {audit.proposals} proposals, {_recovery(audit)}: OK "
             f"(root {audit.root})"
         )
-    print(f"ledger OK: {len(audits)} consortia verified in {data}")
+    print(f"ledger OK: {len(audits)} consortia verified in {store.path}")
     return 0

@@ -154,8 +154,13 @@ class Platform:
         clock: Clock = _wall_clock,
         analytics: bool | EventSink = True,
         running: RunningPlatform | None = None,
+        store: str | None = None,
     ) -> Platform:
         """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key.
+
+        With ``store``, a PostgreSQL connection string (``postgresql://…``, several hosts
+        allowed), the ledger lives in that database instead of ``ledger.sqlite``; the node
+        key, the analytics store and the TLS files stay in ``data_dir``.
 
         Without a ``sandbox``, the platform starts (and owns) the default Starlark runtime:
         process isolation, so a runaway action costs an executor restart, never the platform.
@@ -167,15 +172,24 @@ class Platform:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         files = DataDir(data_dir)
         ledger = files.ledger
-        if ledger.exists() and not files.node_key.exists():
+        opened: Store
+        if store is None:
+            held = ledger.exists()
+            opened = SQLiteStore(ledger)
+        else:
+            from consortia.ledger.postgres import PostgresStore  # psycopg only when asked
+
+            opened = PostgresStore(store)
+            held = bool(opened.consortia())
+        if held and not files.node_key.exists():
             # A fresh node key could never open the existing keyrings; say what to do.
+            opened.close()
             raise Unavailable(
-                f"{ledger} exists but {data_dir / 'node.key'} does not: this is a copy of a "
-                "ledger without its node key; open it with the members' recovery shares "
-                "(consortia.engine.recovery.RecoverySession), or restore node.key"
+                f"the ledger ({opened.path}) holds consortia but {data_dir / 'node.key'} does "
+                "not exist: this is a ledger without its node key; open it with the members' "
+                "recovery shares (consortia.engine.recovery.RecoverySession), or restore node.key"
             )
         node_key = load_or_create_node_key(files.node_key)
-        store = SQLiteStore(ledger)
         owned = ActionRuntime() if sandbox is None else None
         sink: EventSink | None
         if isinstance(analytics, bool):
@@ -183,7 +197,7 @@ class Platform:
         else:
             sink = analytics
         platform = cls(
-            store,
+            opened,
             node_key=node_key,
             operator_keys=operator_keys,
             templates=templates,
