@@ -2,8 +2,8 @@
 
 Storage sees only what this module names: opaque encrypted blobs, keyed hashes, sequence
 numbers, txids and digests (both public by design: a digest is over a salted record). SQLite
-(:mod:`consortia.ledger.sqlite`) is the embedded default; PostgreSQL will be a second
-implementation of the same :class:`Store`.
+(:mod:`consortia.ledger.sqlite`) is the embedded default; PostgreSQL
+(:mod:`consortia.ledger.postgres`) is a second implementation of the same :class:`Store`.
 """
 
 from __future__ import annotations
