@@ -13,6 +13,7 @@ package creates it) through ``runuser``, in a directory chowned to it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import pwd
@@ -35,6 +36,7 @@ __all__ = [
     "postgres_server",
     "postgres_server_fixture",
     "postgres_url_fixture",
+    "storage_fingerprint_pg",
 ]
 
 _BINARIES = ("initdb", "pg_ctl", "postgres")
@@ -206,3 +208,21 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
 def postgres_url_fixture(postgres: PostgresServer) -> str:
     """The conninfo URL of a fresh, empty database on the session's server."""
     return postgres.new_database()
+
+
+def storage_fingerprint_pg(url: str) -> str:
+    """Hash of every row of every table of the database at ``url``, as
+    ``testkit.storage_fingerprint`` is for a SQLite file: equal means nothing changed."""
+    digest = hashlib.sha256()
+    with psycopg.connect(url, autocommit=True) as con:
+        tables = [
+            str(r[0])
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchall()
+        ]
+        for table in sorted(tables):
+            rows = con.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+            for row in sorted(repr(tuple(r)) for r in rows.fetchall()):
+                digest.update(f"{table}:{row}".encode())
+    return digest.hexdigest()

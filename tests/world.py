@@ -84,6 +84,15 @@ class BaseWorld:
     def db(self) -> Path:
         return self.data / "ledger.sqlite"
 
+    def fingerprint(self) -> str:
+        """Hash of every stored row, in whichever store the platform runs on."""
+        url = self.options.get("store")
+        if url is None:
+            return storage_fingerprint(self.db)
+        from pg_server import storage_fingerprint_pg
+
+        return storage_fingerprint_pg(url)
+
     def sign(
         self,
         member: str,
@@ -117,11 +126,11 @@ class BaseWorld:
 
     def expect_refusal(self, code: str, submit: Callable[[], object]) -> ConsortiaError:
         """Call ``submit``, expect refusal ``code``, and check storage did not change."""
-        before = storage_fingerprint(self.db)
+        before = self.fingerprint()
         with pytest.raises(ConsortiaError) as caught:
             submit()
         assert caught.value.code == code, caught.value
-        assert storage_fingerprint(self.db) == before
+        assert self.fingerprint() == before
         return caught.value
 
     def vote_through(

@@ -8,7 +8,7 @@ from conftest import World
 from consortia import Committed, Pending
 from consortia._json import JSONObject
 from consortia.errors import ConsortiaError
-from testkit import js, storage_fingerprint
+from testkit import js
 
 V1 = """
 def main(params):
@@ -99,11 +99,11 @@ def test_hostile_code_changes_nothing_and_the_platform_keeps_serving(
     code, expected = HOSTILE[case]
     amend(world, code, ("telco",), name="hostile")
     amend(world, V1, ("telco",))
-    before = storage_fingerprint(world.db)
+    before = world.fingerprint()
     with pytest.raises(ConsortiaError) as caught:
         world.act("telco", "hostile", {"a": "addMember"})
     assert caught.value.code == expected, caught.value
-    assert storage_fingerprint(world.db) == before
+    assert world.fingerprint() == before
     assert isinstance(world.act("telco", "bump", {"by": 1}), Committed)
     assert js(result_of(world, "telco"))["counter"] == 1
 

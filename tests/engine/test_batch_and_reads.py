@@ -12,7 +12,7 @@ from consortia.engine.consortium import GOV_MEMBERS
 from consortia.errors import Unavailable
 from consortia.identity.jwt import issue_token
 from consortia.ledger.store import CommitBatch
-from testkit import js, storage_fingerprint
+from testkit import js
 
 
 def test_group_commit_answers_each_request(world: World) -> None:
@@ -57,14 +57,14 @@ class BrokenStore:
 def test_failed_commit_answers_unavailable_and_changes_nothing(world: World) -> None:
     customer = world.add_keys("customer")
     body = world.sign("telco", "addMember", customer.public_info(), nonce="retry-me-later-0001")
-    before = storage_fingerprint(world.db)
+    before = world.fingerprint()
     real = world.platform.store
     world.platform.store = BrokenStore(real)  # type: ignore[assignment]
     world.platform.runtime("acme").store = world.platform.store
     with pytest.raises(ConsortiaError) as caught:
         world.platform.execute("acme", body)
     assert caught.value.code == "unavailable" and caught.value.txid is not None
-    assert storage_fingerprint(world.db) == before
+    assert world.fingerprint() == before
     # In-memory state was rolled back too: no phantom proposal; the same nonce works later.
     world.platform.store = real
     world.platform.runtime("acme").store = real

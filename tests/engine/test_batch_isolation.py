@@ -17,6 +17,7 @@ from consortia.engine.batch import Batch
 from consortia.engine.pipeline import Pipeline
 from consortia.governance.constitution import Constitution
 from consortia.identity.jws import ParsedJWS
+from consortia.ledger.postgres import PostgresStore
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import CommitBatch
 
@@ -97,12 +98,10 @@ STEPS: dict[str, Callable[[pytest.MonkeyPatch, str], None]] = {
     "sign root": lambda mp, bad: _poison(
         mp, Batch, "finish", lambda self, now: bad in self.committed
     ),
-    "commit": lambda mp, bad: _poison(
-        mp,
-        SQLiteStore,
-        "commit",
-        lambda self, cid, rows: any(t.txid == bad for t in rows.txs),
-    ),
+    "commit": lambda mp, bad: [
+        _poison(mp, store, "commit", lambda self, cid, rows: any(t.txid == bad for t in rows.txs))
+        for store in (SQLiteStore, PostgresStore)
+    ],
 }
 
 
@@ -160,6 +159,7 @@ def test_a_storage_refusal_still_refuses_the_batch_as_unavailable(
         raise Unavailable("disk full")
 
     monkeypatch.setattr(SQLiteStore, "commit", refuse)
+    monkeypatch.setattr(PostgresStore, "commit", refuse)
     bodies = [
         world.sign("telco", "recordOrder", {"order": f"O-{i}", "status": "n"}) for i in range(3)
     ]

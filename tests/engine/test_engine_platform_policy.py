@@ -12,7 +12,7 @@ from consortia import Committed, ConsortiaError, Pending, Platform, SigningKey
 from consortia._json import JSONObject
 from consortia.governance.platform_policy import RunningPlatform
 from consortia.identity.jwt import issue_token
-from testkit import Clock, js, storage_fingerprint
+from testkit import Clock, js
 
 M_OLD = "a1" * 48
 M_NEW = "b2" * 48
@@ -134,11 +134,11 @@ def test_dropping_this_measurement_commits_then_refuses(world: World) -> None:
         "unavailable", world.sign("telco", "setRecoveryThreshold", {"threshold": 3})
     )
     assert error.message.startswith(f"this TEP is not accepted by consortium 'acme': {reason}; ")
-    before = storage_fingerprint(world.db)
+    before = world.fingerprint()
     with pytest.raises(ConsortiaError) as caught:
         world.platform.execute("acme", world.sign("telco", "addMember", {"id": "x"}))
     assert_unavailable(caught, reason)
-    assert storage_fingerprint(world.db) == before
+    assert world.fingerprint() == before
     token = issue_token(world.keys["vendor"], audience="acme", now=world.clock.now)
     with pytest.raises(ConsortiaError) as caught:
         world.platform.reader("acme", token)

@@ -4,9 +4,10 @@ frontier restored from O(log n) reads, and nothing of a failed commit left behin
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from conftest import World
 
 from consortia import Committed, ConsortiaError, Pending, Platform
 from consortia.engine.audit import verify_ledger
@@ -17,6 +18,17 @@ from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.receipts import parse_signed_root, verify_receipt
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import CommitBatch
+from world import FOUNDERS, World
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
+    damage the ledger file itself."""
+    w = World.open(tmp_path)
+    w.create("acme", FOUNDERS)
+    yield w
+    w.close()
 
 
 def signed_roots(world: World) -> list[tuple[int, int]]:

@@ -6,10 +6,10 @@ import base64
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import World
 
 from consortia import MemberKeys, Platform, open_notification
 from consortia.engine import Committed, Pending
@@ -40,9 +40,20 @@ from consortia.ledger.recovery import (
 )
 from consortia.ledger.sqlite import SQLiteStore
 from testkit import js, storage_fingerprint
+from world import FOUNDERS, World
 
 #: The operator's offline recovery key, which the service-key backup is sealed to.
 OPERATOR_RECOVERY = EncryptionKey.generate()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
+    damage the ledger file itself."""
+    w = World.open(tmp_path)
+    w.create("acme", FOUNDERS)
+    yield w
+    w.close()
 
 
 def shares_of(world: World, member: str, cid: str = "acme") -> list[Share]:

@@ -4,8 +4,10 @@ readable, the ledger verifies, and the recovery shares follow the new keyring.""
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from pathlib import Path
 
-from conftest import World
+import pytest
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
@@ -13,8 +15,19 @@ from consortia.engine.audit import verify_ledger
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.sqlite import SQLiteStore
 from testkit import js
+from world import FOUNDERS, World
 
 _SECRET_ID = struct.Struct(">BI")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
+    damage the ledger file itself."""
+    w = World.open(tmp_path)
+    w.create("acme", FOUNDERS)
+    yield w
+    w.close()
 
 
 def secret_of(world: World, seqno: int) -> int:

@@ -6,7 +6,7 @@ from conftest import World
 
 from consortia import Committed, Pending
 from consortia._json import JSONObject
-from testkit import js, storage_fingerprint
+from testkit import js
 
 
 def veto_schema(world: World) -> None:
@@ -96,9 +96,9 @@ def test_retry_of_same_request_returns_original_answer(world: World) -> None:
     body = world.sign("telco", "addMember", customer.public_info(), nonce="n" * 20)
     first = world.platform.execute("acme", body)
     assert isinstance(first, Pending)
-    before = storage_fingerprint(world.db)
+    before = world.fingerprint()
     assert world.platform.execute("acme", body) == first
-    assert storage_fingerprint(world.db) == before
+    assert world.fingerprint() == before
     world.act("vendor", "voteFor", {"proposal": first.proposal, "ballot": "approve"})
     again = world.platform.execute("acme", body)
     assert isinstance(again, Committed) and again.txid == first.txid
