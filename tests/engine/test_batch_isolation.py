@@ -69,6 +69,12 @@ def _poison(
 
 
 # Each step of ARCHITECTURE.md's request walk, and how to tell the poisoned request there.
+def _poison_commit(mp: pytest.MonkeyPatch, bad: str) -> None:
+    """Both stores' commit fails for a batch holding transaction ``bad``."""
+    for store in (SQLiteStore, PostgresStore):
+        _poison(mp, store, "commit", lambda self, cid, rows: any(t.txid == bad for t in rows.txs))
+
+
 STEPS: dict[str, Callable[[pytest.MonkeyPatch, str], None]] = {
     "parse": lambda mp, bad: _poison(
         mp,
@@ -98,10 +104,7 @@ STEPS: dict[str, Callable[[pytest.MonkeyPatch, str], None]] = {
     "sign root": lambda mp, bad: _poison(
         mp, Batch, "finish", lambda self, now: bad in self.committed
     ),
-    "commit": lambda mp, bad: [
-        _poison(mp, store, "commit", lambda self, cid, rows: any(t.txid == bad for t in rows.txs))
-        for store in (SQLiteStore, PostgresStore)
-    ],
+    "commit": _poison_commit,
 }
 
 
