@@ -52,6 +52,7 @@ from consortia.ledger._sqlite_rows import (
     text,
     tx_row,
 )
+from consortia.ledger.lease import LEASE_SCHEMA, Fenced, Lease, acquire, check_fence, renew
 from consortia.ledger.store import (
     CommitBatch,
     ConsortiumRow,
@@ -73,6 +74,8 @@ _SCHEMA_LOCK = 0x436F6E736F727469  # "Consorti"
 #: Looking up the outcome of a COMMIT whose connection was lost: tries, and seconds between.
 _OUTCOME_TRIES = 20
 _OUTCOME_WAIT = 0.25
+#: A fenced session's longest pause inside a transaction before the server aborts it.
+_IDLE_LIMIT_MS = 5000
 
 #: Every table of a consortium's rows (the audit's ``cids_in_use`` reads them all).
 _CID_TABLES = (
@@ -86,7 +89,8 @@ _CID_TABLES = (
     "notifications",
     "proposals",
 )
-_TABLES = ("store_schema", "meta", *_CID_TABLES)
+#: ``sequencer_leases`` (consortia.ledger.lease) is a cluster's, not a consortium's data.
+_TABLES = ("store_schema", "meta", *_CID_TABLES, "sequencer_leases")
 
 # The statements of the schema, run in order; the same tables and keys as the SQLite
 # schema (consortia.ledger._sqlite_rows.SCHEMA), in PostgreSQL's types.
@@ -130,6 +134,7 @@ _SCHEMA: tuple[str, ...] = (
         blob BYTEA NOT NULL,
         PRIMARY KEY (cid, pid_hash))""",
     "CREATE INDEX IF NOT EXISTS proposals_open ON proposals (cid) WHERE is_open",
+    LEASE_SCHEMA,
 )
 
 _TX_SELECT = (
@@ -187,12 +192,16 @@ class PostgresStore:
     database that holds no Consortia schema.
     """
 
-    def __init__(self, conninfo: str, *, read_only: bool = False) -> None:
+    def __init__(self, conninfo: str, *, read_only: bool = False, node: str | None = None) -> None:
         self._conninfo = conninfo
         self.read_only = read_only
+        #: A cluster node's id: it then commits only for consortia whose lease it holds.
+        self.node = node
         self.path = _describe(conninfo)
         self._lock = threading.RLock()
         self._closed = False
+        #: Consortium id -> the lease epoch its commits must still hold (a cluster node's).
+        self._fences: dict[str, int] = {}
         try:
             self._db = self._connect()
             if not self._schema_is_current():
@@ -353,6 +362,14 @@ class PostgresStore:
                 db.execute("BEGIN")
                 try:
                     with db.cursor() as cur:
+                        epoch = self._fences.get(cid)
+                        if epoch is not None:
+                            check_fence(cur, cid, epoch)
+                        elif self.node is not None:
+                            raise Fenced(
+                                f"node {self.node!r} holds no sequencer lease for consortium "
+                                f"{cid!r}; nothing was written"
+                            )
                         row = cur.execute("SELECT pg_current_xact_id()::text").fetchone()
                         self._write(cur, cid, batch)
                 except BaseException:
@@ -365,6 +382,49 @@ class PostgresStore:
                 if xid is not None and self._committed_after_all(xid, exc):
                     return
                 raise Unavailable(f"commit failed, nothing was written: {_brief(exc)}") from None
+
+    # -- the sequencer lease (a cluster's; consortia.ledger.lease) ---------------------------
+
+    def acquire_lease(self, cid: str, ttl_s: float) -> Lease | None:
+        """Take ``cid``'s sequencer lease for this node with the next epoch, if it is free
+        or expired; None while a lease holds (see :func:`consortia.ledger.lease.acquire`)."""
+        if self.node is None:
+            raise ValueError("only a cluster node (PostgresStore(..., node=ID)) takes leases")
+        with self._lock:
+            try:
+                return acquire(self._connection(), cid, self.node, ttl_s)
+            except psycopg.Error as exc:
+                raise Unavailable(f"cannot take the lease of {cid!r}: {_brief(exc)}") from None
+
+    def renew_lease(self, lease: Lease, ttl_s: float) -> Lease:
+        """Extend ``lease``; :class:`~consortia.ledger.lease.Fenced` once it was taken over
+        (the fence is then raised for this store's commits too)."""
+        with self._lock:
+            try:
+                return renew(self._connection(), lease, ttl_s)
+            except Fenced:
+                self._fences[lease.cid] = lease.epoch  # every later commit is refused too
+                raise
+            except psycopg.Error as exc:
+                raise Unavailable(
+                    f"cannot renew the lease of {lease.cid!r}: {_brief(exc)}"
+                ) from None
+
+    def fence(self, lease: Lease) -> None:
+        """From now on, commit for ``lease.cid`` only while ``lease.epoch`` holds its lease.
+
+        The session also gets ``idle_in_transaction_session_timeout``: a node paused in the
+        middle of a commit cannot hold the lease row's lock, and so a takeover, for ever.
+        """
+        with self._lock:
+            try:
+                self._connection().execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                    (f"{_IDLE_LIMIT_MS}ms",),
+                )
+            except psycopg.Error as exc:
+                raise Unavailable(f"cannot fence {lease.cid!r}: {_brief(exc)}") from None
+            self._fences[lease.cid] = lease.epoch
 
     def _committed_after_all(self, xid: str, failure: psycopg.Error) -> bool:
         """Whether transaction ``xid``, whose COMMIT failed with ``failure``, committed.

@@ -1,0 +1,101 @@
+"""Sequencer leases and fencing in PostgreSQL: one node commits for a consortium at a time.
+
+In a cluster every consortium has one sequencer: the node holding its lease, a row of
+``sequencer_leases`` (consortium id, holder, epoch, expiry). A node takes an expired (or
+never held) lease with the next epoch; the holder renews it before it expires. Every commit
+of a fenced store first reads the lease row ``FOR SHARE`` inside the commit's own
+transaction and goes on only if the epoch is still the one it was fenced with. So a node
+that was paused or cut off past its lease, while another took over, can never commit after
+it: a takeover raises the epoch, and a takeover waits for a commit in flight to finish
+(the share lock), never the other way round.
+
+Expiry runs on the database's clock (``clock_timestamp()``), not on the nodes': a node
+whose clock is off cannot stretch its lease. Holder names are node ids, not secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from consortia.errors import Unavailable
+
+__all__ = ["LEASE_SCHEMA", "Fenced", "Lease", "acquire", "check_fence", "renew"]
+
+#: The lease table (created with the store's schema).
+LEASE_SCHEMA = """CREATE TABLE IF NOT EXISTS sequencer_leases (
+    cid TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL)"""
+
+# Times are the database's: extract(epoch from clock_timestamp()), in seconds.
+_ACQUIRE = """INSERT INTO sequencer_leases AS l (cid, holder, epoch, expires_at)
+    VALUES (%s, %s, 1, extract(epoch from clock_timestamp()) + %s)
+    ON CONFLICT (cid) DO UPDATE SET holder = EXCLUDED.holder, epoch = l.epoch + 1,
+        expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at < extract(epoch from clock_timestamp())
+    RETURNING epoch, expires_at"""
+
+_RENEW = """UPDATE sequencer_leases SET expires_at = extract(epoch from clock_timestamp()) + %s
+    WHERE cid = %s AND holder = %s AND epoch = %s RETURNING expires_at"""
+
+_CHECK = "SELECT epoch, holder FROM sequencer_leases WHERE cid = %s FOR SHARE"
+
+
+class Fenced(Unavailable):
+    """This node's lease was taken over (a higher epoch): it must not commit; retry at the
+    consortium's current sequencer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A node's hold on one consortium's sequencer role, valid until ``expires_at``
+    (seconds, the database's clock)."""
+
+    cid: str
+    holder: str
+    epoch: int
+    expires_at: float
+
+
+def _ttl(seconds: float) -> float:
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"a lease lasts more than 0 and at most 3600 s, not {seconds}")
+    return float(seconds)
+
+
+def acquire(
+    db: psycopg.Connection[tuple[Any, ...]], cid: str, holder: str, ttl_s: float
+) -> Lease | None:
+    """Take ``cid``'s lease for ``holder`` with the next epoch, if nobody holds it now;
+    None while another (or this) holder's lease has not expired (renew it instead)."""
+    with db.transaction():
+        row = db.execute(_ACQUIRE, (cid, holder, _ttl(ttl_s))).fetchone()
+    if row is None:
+        return None
+    return Lease(cid, holder, int(row[0]), float(row[1]))
+
+
+def renew(db: psycopg.Connection[tuple[Any, ...]], lease: Lease, ttl_s: float) -> Lease:
+    """Extend ``lease`` (same epoch); :class:`Fenced` when another node has taken over."""
+    with db.transaction():
+        row = db.execute(_RENEW, (_ttl(ttl_s), lease.cid, lease.holder, lease.epoch)).fetchone()
+    if row is None:
+        raise Fenced(
+            f"the sequencer lease of consortium {lease.cid!r} (epoch {lease.epoch}) was taken "
+            "over by another node; this node must stop committing for it"
+        )
+    return Lease(lease.cid, lease.holder, lease.epoch, float(row[0]))
+
+
+def check_fence(cur: psycopg.Cursor[tuple[Any, ...]], cid: str, epoch: int) -> None:
+    """Inside a commit's transaction: go on only if ``epoch`` still holds ``cid``'s lease
+    (the row stays share-locked, so no takeover completes before this commit does)."""
+    row = cur.execute(_CHECK, (cid,)).fetchone()
+    if row is None or int(row[0]) != epoch:
+        now = "no lease" if row is None else f"epoch {row[0]} held by {row[1]!r}"
+        raise Fenced(
+            f"commit refused by the fence: this node commits for consortium {cid!r} under "
+            f"epoch {epoch}, but the lease is now {now}; nothing was written"
+        )
