@@ -429,33 +429,43 @@ class Platform:
         unknown, the key is wrong or the consortia do not exist: nothing is learnt of other
         members. An ill-formed token is ``bad_signature``.
         """
-        try:
-            parsed = read_token(bearer_token)
-        except BadRequest as exc:
-            raise BadSignature(f"the bearer token is not a valid JWT: {exc.message}") from None
+        self.token_claims(bearer_token)
         found: list[JSONObject] = []
         for cid in self.consortia():
-            constitution = self.runtime(cid).constitution
-            member = constitution.members.get(parsed.kid)
-            if member is None or not member.active:
-                continue
-            try:
-                verify_token(
-                    parsed, member.signing_key, audience=MEMBERSHIPS_AUDIENCE, now=self.clock()
-                )
-            except ConsortiaError:
-                continue
-            info = self.runtime(cid).info
-            found.append(
-                {
-                    "consortium": cid,
-                    "name": info.get("name"),
-                    "template": info.get("template"),
-                    "member": member.id,
-                    "roles": list(member.roles),
-                }
-            )
+            entry = self.membership(cid, bearer_token)
+            if entry is not None:
+                found.append(entry)
         return found
+
+    @staticmethod
+    def token_claims(bearer_token: str) -> ParsedJWS:
+        """The parsed bearer token; ``bad_signature`` when it is no JWT at all."""
+        try:
+            return read_token(bearer_token)
+        except BadRequest as exc:
+            raise BadSignature(f"the bearer token is not a valid JWT: {exc.message}") from None
+
+    def membership(self, cid: str, bearer_token: str) -> JSONObject | None:
+        """:meth:`memberships` for one consortium: its entry, or None. A server calls it on
+        that consortium's own lane, like every other read of it."""
+        parsed = self.token_claims(bearer_token)
+        runtime = self.runtime(cid)
+        member = runtime.constitution.members.get(parsed.kid)
+        if member is None or not member.active:
+            return None
+        try:
+            verify_token(
+                parsed, member.signing_key, audience=MEMBERSHIPS_AUDIENCE, now=self.clock()
+            )
+        except ConsortiaError:
+            return None
+        return {
+            "consortium": cid,
+            "name": runtime.info.get("name"),
+            "template": runtime.info.get("template"),
+            "member": member.id,
+            "roles": list(member.roles),
+        }
 
     def member_view(self, cid: str, member: str) -> MemberView:
         """Reads as ``member`` (already authenticated by the caller, e.g. in-process)."""
