@@ -10,23 +10,15 @@ the lock is never held while the caller works on a row). Part of
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from consortia.errors import Unavailable
+from consortia.ledger._sql_reads import CID_TABLES, SqlReads
 from consortia.ledger._sqlite_file import SQLiteFile
-from consortia.ledger._sqlite_rows import blob, flag, integer, signed_root_row, text, tx_row
-from consortia.ledger.store import (
-    NameRow,
-    NonceRow,
-    NotificationRow,
-    ProposalRow,
-    SignedRootRow,
-    TxRow,
-    VersionRow,
-)
+from consortia.ledger._sqlite_rows import integer, text
 
 __all__ = ["SQLiteAuditScans"]
 
@@ -34,8 +26,11 @@ _Row = TypeVar("_Row")
 _PAGE = 1000
 
 
-class SQLiteAuditScans(SQLiteFile):
+class SQLiteAuditScans(SqlReads, SQLiteFile):
     """The :class:`~consortia.ledger.store.AuditStore` scans over a :class:`SQLiteFile`."""
+
+    def _read_on(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._reading()
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -78,21 +73,10 @@ class SQLiteAuditScans(SQLiteFile):
 
     def cids_in_use(self) -> set[str]:
         """Every consortium id any row of any table is filed under."""
-        tables = (
-            "consortia",
-            "transactions",
-            "merkle_nodes",
-            "signed_roots",
-            "versions",
-            "names",
-            "nonces",
-            "notifications",
-            "proposals",
-        )
         with self._reading() as db:
             found: set[str] = set()
-            for table in tables:
-                query = f"SELECT DISTINCT cid FROM {table}"  # noqa: S608 - names fixed above
+            for table in CID_TABLES:
+                query = f"SELECT DISTINCT cid FROM {table}"  # noqa: S608 - fixed names (CID_TABLES)
                 found.update(text(r[0]) for r in db.execute(query))
         return found
 
@@ -102,95 +86,7 @@ class SQLiteAuditScans(SQLiteFile):
             row = db.execute("SELECT COUNT(*) FROM merkle_nodes WHERE cid = ?", (cid,)).fetchone()
         return integer(row[0])
 
-    def _scan(
-        self,
-        select: str,
-        keys: Sequence[str],
-        cid: str,
-        make: Callable[[Sequence[Any]], _Row],
-    ) -> Iterator[_Row]:
-        """Yield rows in primary-key order, a page at a time (keyset pagination).
-
-        ``select`` ends in a WHERE clause on ``cid``; the key columns are its last columns,
-        so the lock is never held while the caller works on a row.
-        """
-        order = ", ".join(keys)
-        after: tuple[Any, ...] | None = None
-        while True:
-            if after is None:
-                query, args = f"{select} ORDER BY {order} LIMIT ?", (cid, _PAGE)
-            else:
-                marks = ", ".join("?" for _ in keys)
-                query = f"{select} AND ({order}) > ({marks}) ORDER BY {order} LIMIT ?"
-                args = (cid, *after, _PAGE)
-            with self._reading() as db:
-                rows = db.execute(query, args).fetchall()
-            for row in rows:
-                yield make(row)
-            if len(rows) < _PAGE:
-                return
-            after = tuple(rows[-1][-len(keys) :])
-
-    def scan_txs(self, cid: str) -> Iterator[TxRow]:
-        """Every transaction, by seqno; ``leaf_hash`` is ``b""`` where its node is missing."""
-        select = (
-            "SELECT t.seqno, t.txid, t.digest, n.hash, t.blob, t.seqno FROM transactions t "
-            "LEFT JOIN merkle_nodes n ON n.cid = t.cid AND n.level = 0 AND n.idx = t.seqno "
-            "WHERE t.cid = ?"
-        )
-        return self._scan(select, ["t.seqno"], cid, tx_row)
-
     def meta_names(self) -> list[str]:
         """The name of every platform-level value, sorted."""
         with self._reading() as db:
             return [text(r[0]) for r in db.execute("SELECT name FROM meta ORDER BY name")]
-
-    def scan_signed_roots(self, cid: str) -> Iterator[SignedRootRow]:
-        """Every signed root, by tree size."""
-        select = "SELECT tree_size, previous, jws, mac, tree_size FROM signed_roots WHERE cid = ?"
-        return self._scan(select, ["tree_size"], cid, signed_root_row)
-
-    def scan_versions(self, cid: str) -> Iterator[VersionRow]:
-        """Every state version."""
-        select = "SELECT txid, blob, name_hash, seqno FROM versions WHERE cid = ?"
-        return self._scan(
-            select,
-            ["name_hash", "seqno"],
-            cid,
-            lambda r: VersionRow(blob(r[2]), integer(r[3]), text(r[0]), blob(r[1])),
-        )
-
-    def scan_names(self, cid: str) -> Iterator[NameRow]:
-        """Every directory entry."""
-        select = "SELECT parent_hash, alive, blob, name_hash FROM names WHERE cid = ?"
-        return self._scan(
-            select,
-            ["name_hash"],
-            cid,
-            lambda r: NameRow(blob(r[3]), blob(r[0]), flag(r[1]), blob(r[2])),
-        )
-
-    def scan_nonces(self, cid: str) -> Iterator[NonceRow]:
-        """Every used nonce."""
-        select = "SELECT txid, nonce_hash FROM nonces WHERE cid = ?"
-        return self._scan(select, ["nonce_hash"], cid, lambda r: NonceRow(blob(r[1]), text(r[0])))
-
-    def scan_notifications(self, cid: str) -> Iterator[NotificationRow]:
-        """Every queue entry, by member hash then id."""
-        select = "SELECT blob, member_hash, nid FROM notifications WHERE cid = ?"
-        return self._scan(
-            select,
-            ["member_hash", "nid"],
-            cid,
-            lambda r: NotificationRow(blob(r[1]), integer(r[2]), blob(r[0])),
-        )
-
-    def scan_proposals(self, cid: str) -> Iterator[ProposalRow]:
-        """Every proposal."""
-        select = "SELECT is_open, blob, pid_hash FROM proposals WHERE cid = ?"
-        return self._scan(
-            select,
-            ["pid_hash"],
-            cid,
-            lambda r: ProposalRow(blob(r[2]), flag(r[0]), blob(r[1])),
-        )

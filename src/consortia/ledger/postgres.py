@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, TypeVar
 
 import psycopg
@@ -43,26 +43,19 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from consortia.errors import Unavailable
+from consortia.ledger._sql_reads import CID_TABLES, SqlReads
 from consortia.ledger._sqlite_rows import (
     SCHEMA_VERSION,
     blob,
-    flag,
     integer,
-    signed_root_row,
     text,
-    tx_row,
 )
 from consortia.ledger.lease import LEASE_SCHEMA, Fenced, Lease, acquire, check_fence, renew
 from consortia.ledger.store import (
     CommitBatch,
     ConsortiumRow,
     NameRow,
-    NonceRow,
-    NotificationRow,
     ProposalRow,
-    SignedRootRow,
-    TxRow,
-    VersionRow,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
@@ -77,18 +70,7 @@ _OUTCOME_WAIT = 0.25
 #: A fenced session's longest pause inside a transaction before the server aborts it.
 _IDLE_LIMIT_MS = 5000
 
-#: Every table of a consortium's rows (the audit's ``cids_in_use`` reads them all).
-_CID_TABLES = (
-    "consortia",
-    "transactions",
-    "merkle_nodes",
-    "signed_roots",
-    "versions",
-    "names",
-    "nonces",
-    "notifications",
-    "proposals",
-)
+_CID_TABLES = CID_TABLES
 #: ``sequencer_leases`` (consortia.ledger.lease) is a cluster's, not a consortium's data.
 _TABLES = ("store_schema", "meta", *_CID_TABLES, "sequencer_leases")
 
@@ -184,13 +166,18 @@ def _describe(conninfo: str) -> str:
     return f"PostgreSQL database {db} on {host}"
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """:class:`consortia.ledger.store.AuditStore` on a PostgreSQL database.
 
     ``conninfo`` is any libpq connection string. ``read_only=True`` opens an existing store
     without writing anything (every transaction of the session is READ ONLY) and refuses a
     database that holds no Consortia schema.
     """
+
+    MARK = "%s"  # psycopg's parameter mark, for the shared reads (SqlReads)
+
+    def _read_on(self) -> AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]:
+        return self._reading()
 
     def __init__(self, conninfo: str, *, read_only: bool = False, node: str | None = None) -> None:
         self._conninfo = conninfo
@@ -309,12 +296,6 @@ class PostgresStore:
             self._db.close()
 
     # -- platform ---------------------------------------------------------------------------
-
-    def meta_get(self, name: str) -> bytes | None:
-        """A platform-level value."""
-        with self._reading() as db:
-            row = db.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
-        return None if row is None else blob(row[0])
 
     def meta_put(self, name: str, value: bytes) -> None:
         """Set a platform-level value durably (one autocommitted statement)."""
@@ -493,60 +474,6 @@ class PostgresStore:
             ).fetchone()
         return 0 if row is None or row[0] is None else integer(row[0]) + 1
 
-    def _tx(self, query: str, args: tuple[object, ...]) -> TxRow | None:
-        with self._reading() as db:
-            row = db.execute(query, args).fetchone()
-        return None if row is None else tx_row(row)
-
-    def tx_by_txid(self, cid: str, txid: str) -> TxRow | None:
-        """The committed transaction with this txid."""
-        return self._tx(_TX_SELECT + "t.cid = %s AND t.txid = %s", (cid, txid))
-
-    def tx_by_seqno(self, cid: str, seqno: int) -> TxRow | None:
-        """The committed transaction at this seqno."""
-        return self._tx(_TX_SELECT + "t.cid = %s AND t.seqno = %s", (cid, seqno))
-
-    def merkle_node(self, cid: str, level: int, index: int) -> bytes | None:
-        """One perfect subtree's hash."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT hash FROM merkle_nodes WHERE cid = %s AND level = %s AND idx = %s",
-                (cid, level, index),
-            ).fetchone()
-        return None if row is None else blob(row[0])
-
-    def latest_signed_root(self, cid: str) -> SignedRootRow | None:
-        """The signed root of the largest tree."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT tree_size, previous, jws, mac FROM signed_roots WHERE cid = %s "
-                "ORDER BY tree_size DESC LIMIT 1",
-                (cid,),
-            ).fetchone()
-        return None if row is None else signed_root_row(row)
-
-    def latest_version(self, cid: str, name_hash: bytes) -> VersionRow | None:
-        """Newest version of a key."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT seqno, txid, blob FROM versions WHERE cid = %s AND name_hash = %s "
-                "ORDER BY seqno DESC LIMIT 1",
-                (cid, name_hash),
-            ).fetchone()
-        if row is None:
-            return None
-        return VersionRow(name_hash, integer(row[0]), text(row[1]), blob(row[2]))
-
-    def versions(self, cid: str, name_hash: bytes) -> list[VersionRow]:
-        """Every version of a key, oldest first."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT seqno, txid, blob FROM versions WHERE cid = %s AND name_hash = %s "
-                "ORDER BY seqno",
-                (cid, name_hash),
-            ).fetchall()
-        return [VersionRow(name_hash, integer(r[0]), text(r[1]), blob(r[2])) for r in rows]
-
     def children(self, cid: str, parent_hash: bytes) -> list[NameRow]:
         """Live keys directly under a parent (the partial index names_parent serves this)."""
         with self._reading() as db:
@@ -555,44 +482,6 @@ class PostgresStore:
                 (cid, parent_hash),
             ).fetchall()
         return [NameRow(blob(r[0]), parent_hash, True, blob(r[1])) for r in rows]
-
-    def nonce(self, cid: str, nonce_hash: bytes) -> str | None:
-        """The txid that used a nonce."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT txid FROM nonces WHERE cid = %s AND nonce_hash = %s", (cid, nonce_hash)
-            ).fetchone()
-        return None if row is None else text(row[0])
-
-    def notifications(
-        self, cid: str, member_hash: bytes, after: int, limit: int
-    ) -> list[NotificationRow]:
-        """A member's queue after an id."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT nid, blob FROM notifications WHERE cid = %s AND member_hash = %s "
-                "AND nid > %s ORDER BY nid LIMIT %s",
-                (cid, member_hash, after, limit),
-            ).fetchall()
-        return [NotificationRow(member_hash, integer(r[0]), blob(r[1])) for r in rows]
-
-    def last_notification_id(self, cid: str, member_hash: bytes) -> int:
-        """Newest queue id of a member (0 when empty)."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT MAX(nid) FROM notifications WHERE cid = %s AND member_hash = %s",
-                (cid, member_hash),
-            ).fetchone()
-        return 0 if row is None or row[0] is None else integer(row[0])
-
-    def proposal(self, cid: str, pid_hash: bytes) -> ProposalRow | None:
-        """A proposal by hashed id."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT is_open, blob FROM proposals WHERE cid = %s AND pid_hash = %s",
-                (cid, pid_hash),
-            ).fetchone()
-        return None if row is None else ProposalRow(pid_hash, flag(row[0]), blob(row[1]))
 
     def open_proposals(self, cid: str) -> list[ProposalRow]:
         """Every open proposal."""
@@ -650,99 +539,6 @@ class PostgresStore:
         with self._reading() as db:
             rows = db.execute('SELECT name FROM meta ORDER BY name COLLATE "C"').fetchall()
         return [text(r[0]) for r in rows]
-
-    def _scan(
-        self,
-        select: str,
-        keys: Sequence[str],
-        cid: str,
-        make: Callable[[Sequence[Any]], _Row],
-    ) -> Iterator[_Row]:
-        """Yield rows in primary-key order, a page at a time (keyset pagination).
-
-        ``select`` (a fixed string of this module) ends in a WHERE clause on ``cid``; the
-        key columns are its last columns, so the lock is never held while the caller works
-        on a row. Keys are BYTEA or BIGINT, compared bytewise like SQLite's BLOBs.
-        """
-        order = sql.SQL(", ").join(sql.SQL(k) for k in keys)
-        base = sql.SQL(select)
-        after: tuple[Any, ...] | None = None
-        while True:
-            if after is None:
-                query = sql.SQL("{} ORDER BY {} LIMIT %s").format(base, order)
-                args: tuple[Any, ...] = (cid, _PAGE)
-            else:
-                marks = sql.SQL(", ").join(sql.Placeholder() for _ in keys)
-                query = sql.SQL("{} AND ({}) > ({}) ORDER BY {} LIMIT %s").format(
-                    base, order, marks, order
-                )
-                args = (cid, *after, _PAGE)
-            with self._reading() as db:
-                rows = db.execute(query, args).fetchall()
-            for row in rows:
-                yield make(row)
-            if len(rows) < _PAGE:
-                return
-            after = tuple(rows[-1][-len(keys) :])
-
-    def scan_txs(self, cid: str) -> Iterator[TxRow]:
-        """Every transaction, by seqno; ``leaf_hash`` is ``b""`` where its node is missing."""
-        select = (
-            "SELECT t.seqno, t.txid, t.digest, n.hash, t.blob, t.seqno FROM transactions t "
-            "LEFT JOIN merkle_nodes n ON n.cid = t.cid AND n.level = 0 AND n.idx = t.seqno "
-            "WHERE t.cid = %s"
-        )
-        return self._scan(select, ["t.seqno"], cid, tx_row)
-
-    def scan_signed_roots(self, cid: str) -> Iterator[SignedRootRow]:
-        """Every signed root, by tree size."""
-        select = "SELECT tree_size, previous, jws, mac, tree_size FROM signed_roots WHERE cid = %s"
-        return self._scan(select, ["tree_size"], cid, signed_root_row)
-
-    def scan_versions(self, cid: str) -> Iterator[VersionRow]:
-        """Every state version."""
-        select = "SELECT txid, blob, name_hash, seqno FROM versions WHERE cid = %s"
-        return self._scan(
-            select,
-            ["name_hash", "seqno"],
-            cid,
-            lambda r: VersionRow(blob(r[2]), integer(r[3]), text(r[0]), blob(r[1])),
-        )
-
-    def scan_names(self, cid: str) -> Iterator[NameRow]:
-        """Every directory entry."""
-        select = "SELECT parent_hash, alive, blob, name_hash FROM names WHERE cid = %s"
-        return self._scan(
-            select,
-            ["name_hash"],
-            cid,
-            lambda r: NameRow(blob(r[3]), blob(r[0]), flag(r[1]), blob(r[2])),
-        )
-
-    def scan_nonces(self, cid: str) -> Iterator[NonceRow]:
-        """Every used nonce."""
-        select = "SELECT txid, nonce_hash FROM nonces WHERE cid = %s"
-        return self._scan(select, ["nonce_hash"], cid, lambda r: NonceRow(blob(r[1]), text(r[0])))
-
-    def scan_notifications(self, cid: str) -> Iterator[NotificationRow]:
-        """Every queue entry, by member hash then id."""
-        select = "SELECT blob, member_hash, nid FROM notifications WHERE cid = %s"
-        return self._scan(
-            select,
-            ["member_hash", "nid"],
-            cid,
-            lambda r: NotificationRow(blob(r[1]), integer(r[2]), blob(r[0])),
-        )
-
-    def scan_proposals(self, cid: str) -> Iterator[ProposalRow]:
-        """Every proposal."""
-        select = "SELECT is_open, blob, pid_hash FROM proposals WHERE cid = %s"
-        return self._scan(
-            select,
-            ["pid_hash"],
-            cid,
-            lambda r: ProposalRow(blob(r[2]), flag(r[0]), blob(r[1])),
-        )
 
 
 def _brief(exc: psycopg.Error) -> str:

@@ -20,23 +20,15 @@ from consortia.errors import Unavailable
 from consortia.ledger._sqlite_audit import SQLiteAuditScans
 from consortia.ledger._sqlite_rows import (
     SCHEMA_VERSION,
-    TX_SELECT,
     blob,
-    flag,
     integer,
-    signed_root_row,
     text,
-    tx_row,
 )
 from consortia.ledger.store import (
     CommitBatch,
     ConsortiumRow,
     NameRow,
-    NotificationRow,
     ProposalRow,
-    SignedRootRow,
-    TxRow,
-    VersionRow,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -50,12 +42,6 @@ class SQLiteStore(SQLiteAuditScans):
     """
 
     # -- platform ---------------------------------------------------------------------------
-
-    def meta_get(self, name: str) -> bytes | None:
-        """A platform-level value."""
-        with self._reading() as db:
-            row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else blob(row[0])
 
     def meta_put(self, name: str, value: bytes) -> None:
         """Set a platform-level value durably."""
@@ -155,60 +141,6 @@ class SQLiteStore(SQLiteAuditScans):
             row = db.execute("SELECT MAX(seqno) FROM transactions WHERE cid = ?", (cid,)).fetchone()
         return 0 if row[0] is None else integer(row[0]) + 1
 
-    def _tx(self, query: str, args: tuple[object, ...]) -> TxRow | None:
-        with self._reading() as db:
-            row = db.execute(query, args).fetchone()
-        return None if row is None else tx_row(row)
-
-    def tx_by_txid(self, cid: str, txid: str) -> TxRow | None:
-        """The committed transaction with this txid."""
-        return self._tx(TX_SELECT + "t.cid = ? AND t.txid = ?", (cid, txid))
-
-    def tx_by_seqno(self, cid: str, seqno: int) -> TxRow | None:
-        """The committed transaction at this seqno."""
-        return self._tx(TX_SELECT + "t.cid = ? AND t.seqno = ?", (cid, seqno))
-
-    def merkle_node(self, cid: str, level: int, index: int) -> bytes | None:
-        """One perfect subtree's hash."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT hash FROM merkle_nodes WHERE cid = ? AND level = ? AND idx = ?",
-                (cid, level, index),
-            ).fetchone()
-        return None if row is None else blob(row[0])
-
-    def latest_signed_root(self, cid: str) -> SignedRootRow | None:
-        """The signed root of the largest tree."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT tree_size, previous, jws, mac FROM signed_roots WHERE cid = ? "
-                "ORDER BY tree_size DESC LIMIT 1",
-                (cid,),
-            ).fetchone()
-        return None if row is None else signed_root_row(row)
-
-    def latest_version(self, cid: str, name_hash: bytes) -> VersionRow | None:
-        """Newest version of a key."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT seqno, txid, blob FROM versions WHERE cid = ? AND name_hash = ? "
-                "ORDER BY seqno DESC LIMIT 1",
-                (cid, name_hash),
-            ).fetchone()
-        if row is None:
-            return None
-        return VersionRow(name_hash, integer(row[0]), text(row[1]), blob(row[2]))
-
-    def versions(self, cid: str, name_hash: bytes) -> list[VersionRow]:
-        """Every version of a key, oldest first."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT seqno, txid, blob FROM versions WHERE cid = ? AND name_hash = ? "
-                "ORDER BY seqno",
-                (cid, name_hash),
-            ).fetchall()
-        return [VersionRow(name_hash, integer(r[0]), text(r[1]), blob(r[2])) for r in rows]
-
     def children(self, cid: str, parent_hash: bytes) -> list[NameRow]:
         """Live keys directly under a parent."""
         with self._reading() as db:
@@ -221,44 +153,6 @@ class SQLiteStore(SQLiteAuditScans):
                 (cid, parent_hash),
             ).fetchall()
         return [NameRow(blob(r[0]), parent_hash, True, blob(r[1])) for r in rows]
-
-    def nonce(self, cid: str, nonce_hash: bytes) -> str | None:
-        """The txid that used a nonce."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT txid FROM nonces WHERE cid = ? AND nonce_hash = ?", (cid, nonce_hash)
-            ).fetchone()
-        return None if row is None else text(row[0])
-
-    def notifications(
-        self, cid: str, member_hash: bytes, after: int, limit: int
-    ) -> list[NotificationRow]:
-        """A member's queue after an id."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT nid, blob FROM notifications WHERE cid = ? AND member_hash = ? "
-                "AND nid > ? ORDER BY nid LIMIT ?",
-                (cid, member_hash, after, limit),
-            ).fetchall()
-        return [NotificationRow(member_hash, integer(r[0]), blob(r[1])) for r in rows]
-
-    def last_notification_id(self, cid: str, member_hash: bytes) -> int:
-        """Newest queue id of a member (0 when empty)."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT MAX(nid) FROM notifications WHERE cid = ? AND member_hash = ?",
-                (cid, member_hash),
-            ).fetchone()
-        return 0 if row[0] is None else integer(row[0])
-
-    def proposal(self, cid: str, pid_hash: bytes) -> ProposalRow | None:
-        """A proposal by hashed id."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT is_open, blob FROM proposals WHERE cid = ? AND pid_hash = ?",
-                (cid, pid_hash),
-            ).fetchone()
-        return None if row is None else ProposalRow(pid_hash, flag(row[0]), blob(row[1]))
 
     def open_proposals(self, cid: str) -> list[ProposalRow]:
         """Every open proposal."""
