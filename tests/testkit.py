@@ -67,12 +67,15 @@ class TLSServer:
 
 
 @contextmanager
-def tls_server(tmp: Path) -> Iterator[TLSServer]:
+def tls_server(tmp: Path, *, store: str | None = None) -> Iterator[TLSServer]:
     """A platform offering the default and telco templates over TLS on a free loopback port
-    (analytics on, as ``consortia serve`` runs it), stopped when the block ends."""
+    (analytics on, as ``consortia serve`` runs it), stopped when the block ends; its ledger
+    in the PostgreSQL database ``store`` if given."""
     cert, key, _ = ensure_self_signed(tmp, "127.0.0.1")
     operator = SigningKey.generate()
-    platform = Platform.open(tmp / "tep", operator_keys=[operator.verify_key], templates=TEMPLATES)
+    platform = Platform.open(
+        tmp / "tep", operator_keys=[operator.verify_key], templates=TEMPLATES, store=store
+    )
     config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
     thread = ServerThread(platform, config).start()
     try:

@@ -15,6 +15,7 @@ import pytest
 
 from consortia.cli import main
 from consortia.identity.keyfile import save_signing_key
+from pg_server import postgres_server_fixture, postgres_url_fixture  # noqa: F401 - fixtures
 from testkit import tls_server
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "telco.md"
@@ -36,9 +37,16 @@ def _files(section: str) -> dict[str, str]:
     return dict(re.findall(r"```json (\S+)\n(.*?)```", section, re.DOTALL))
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_the_cli_walkthrough_runs_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The whole story over HTTPS, on the embedded store and on PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if store == "postgresql" else None
     section = _section()
     commands = _commands(section)
     assert len(commands) >= 20
@@ -48,7 +56,7 @@ def test_the_cli_walkthrough_runs_as_written(
         (work / name).write_text(body, encoding="utf-8")
     outputs: dict[str, str] = {}
     (tmp_path / "srv").mkdir()
-    with tls_server(tmp_path / "srv") as server:
+    with tls_server(tmp_path / "srv", store=url) as server:
         (work / "tep").mkdir()
         save_signing_key(server.operator, work / "tep" / "operator.key.jwk")
         monkeypatch.chdir(work)
