@@ -191,3 +191,19 @@ def test_a_request_addressed_to_a_role_is_read_by_its_holders_only(tmp_path: Pat
         ask = {"productOrderId": "PO1", "device": "A1"}
         later = world.act("vendorA", "getDeviceStatus", ask, visible_to=["role:regulator"])
         assert isinstance(later, Committed)
+
+
+def test_a_member_added_later_proposes_governance_by_its_role(tmp_path: Path) -> None:
+    with telco_world(tmp_path) as world:
+        _add(world, "telco2", ["seller"])
+        newcomer = world.add_keys("vendorD").public_info()
+        pending = world.act("telco2", "addMember", js({**newcomer, "roles": ["supplier"]}))
+        assert isinstance(pending, Pending)  # a newcomer proposes; the vote decides
+        # The new seller also holds the sellers' veto over the founders' proposals.
+        other = world.add_keys("vendorE").public_info()
+        founders = world.act("telco", "addMember", js({**other, "roles": ["supplier"]}))
+        assert isinstance(founders, Pending)
+        veto = {"proposal": founders.txid, "ballot": "reject"}
+        assert isinstance(world.act("telco2", "voteFor", veto), Committed)
+        proposal = world.platform.member_view(world.cid, "telco").proposal(founders.txid)
+        assert proposal["status"] == "rejected" and "vetoed by telco2" in proposal["reason"]

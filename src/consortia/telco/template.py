@@ -11,6 +11,7 @@ by a seller through its voting schema.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from types import MappingProxyType
 
@@ -140,6 +141,12 @@ def telco_constitution(founders: Sequence[Member]) -> Constitution:
     _check_roles(founders)
     governance = VotingSchema("all", len(founders) // 2 + 1, (role("seller"),))
     actions = base_actions(founders, governance)
+    # Every member of the pack, founder or added later, may propose governance and vote:
+    # the base actions are granted to the pack's roles, not to the founders' ids.
+    everyone = tuple(Permission(role(r), True) for r in ROLES)
+    for name, definition in actions.items():
+        if definition.scope == "public":
+            actions[name] = replace(definition, permissions=everyone)
     # Serial binding: the asset's supplier proposes (the code checks it is that supplier),
     # a seller endorses. Only sellers vote: with the suppliers in the electorate, another
     # supplier's approval could stand in for the seller's and it would see the proposal.
