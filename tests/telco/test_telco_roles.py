@@ -205,5 +205,5 @@ def test_a_member_added_later_proposes_governance_by_its_role(tmp_path: Path) ->
         assert isinstance(founders, Pending)
         veto = {"proposal": founders.txid, "ballot": "reject"}
         assert isinstance(world.act("telco2", "voteFor", veto), Committed)
-        proposal = world.platform.member_view(world.cid, "telco").proposal(founders.txid)
+        proposal = js(world.platform.member_view(world.cid, "telco").proposal(founders.txid))
         assert proposal["status"] == "rejected" and "vetoed by telco2" in proposal["reason"]
