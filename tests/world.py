@@ -47,6 +47,8 @@ class PlatformOptions(TypedDict, total=False):
     sandbox: ActionSandbox
     analytics: bool | EventSink
     store: str
+    node: str
+    lease_s: float
 
 
 class SignOptions(TypedDict, total=False):

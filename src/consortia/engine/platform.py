@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from consortia._json import JSONObject, json_list
 from consortia.analytics.embedded import default_sink
@@ -56,6 +57,9 @@ from consortia.sandbox.runtime import ActionRuntime, SandboxStats
 from consortia.wire import IAT_WINDOW, MEMBERSHIPS_AUDIENCE, parse_operator_request, unwrap_body
 from consortia.wire.outcomes import Created, Outcome
 
+if TYPE_CHECKING:  # psycopg is imported only by a platform that uses PostgreSQL
+    from consortia.engine.sequencer import SequencerRole
+
 __all__ = ["ActionSandbox", "Platform"]
 
 log = logging.getLogger("consortia.engine")
@@ -95,8 +99,11 @@ class Platform:
         service: ServiceIdentity | None = None,
         analytics: EventSink | None = None,
         running: RunningPlatform | None = None,
+        sequencer: SequencerRole | None = None,
     ) -> None:
         self.store = store
+        #: On a cluster node: the leases it holds (it serves only those consortia).
+        self._sequencer = sequencer
         self._node_key = node_key
         self.templates = dict(templates or {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE})
         self.sandbox = sandbox
@@ -155,12 +162,18 @@ class Platform:
         analytics: bool | EventSink = True,
         running: RunningPlatform | None = None,
         store: str | None = None,
+        node: str | None = None,
+        lease_s: float | None = None,
     ) -> Platform:
         """A platform on ``data_dir`` (created if needed): SQLite file and a 0600 node key.
 
         With ``store``, a PostgreSQL connection string (``postgresql://…``, several hosts
         allowed), the ledger lives in that database instead of ``ledger.sqlite``; the node
-        key, the analytics store and the TLS files stay in ``data_dir``.
+        key, the analytics store and the TLS files stay in ``data_dir``. With ``node`` too
+        (this node's id in a cluster of nodes sharing that database and the node key), the
+        platform serves a consortium only while it holds its sequencer lease
+        (:mod:`consortia.engine.sequencer`; leases last ``lease_s`` seconds, 10 unless
+        given).
 
         Without a ``sandbox``, the platform starts (and owns) the default Starlark runtime:
         process isolation, so a runaway action costs an executor restart, never the platform.
@@ -173,13 +186,23 @@ class Platform:
         files = DataDir(data_dir)
         ledger = files.ledger
         opened: Store
+        sequencer: SequencerRole | None = None
         if store is None:
+            if node is not None:
+                raise ValueError(
+                    "a cluster node (node=ID) keeps its ledger in PostgreSQL: give store"
+                )
             held = ledger.exists()
             opened = SQLiteStore(ledger)
         else:
             from consortia.ledger.postgres import PostgresStore  # psycopg only when asked
 
-            opened = PostgresStore(store)
+            postgres = PostgresStore(store, node=node)
+            if node is not None:
+                from consortia.engine.sequencer import DEFAULT_LEASE_S, SequencerRole
+
+                sequencer = SequencerRole(postgres, ttl_s=lease_s or DEFAULT_LEASE_S)
+            opened = postgres
             held = bool(opened.consortia())
         if held and not files.node_key.exists():
             # A fresh node key could never open the existing keyrings; say what to do.
@@ -205,6 +228,7 @@ class Platform:
             clock=clock,
             analytics=sink,
             running=running,
+            sequencer=sequencer,
         )
         platform._owned_sandbox = owned
         if isinstance(sink, BufferedSink):
@@ -242,7 +266,14 @@ class Platform:
         return self.store.consortia()
 
     def runtime(self, cid: str) -> ConsortiumRuntime:
-        """The live state of one consortium (``not_found`` if there is none)."""
+        """The live state of one consortium (``not_found`` if there is none); on a cluster
+        node, ``unavailable`` unless this node is its sequencer."""
+        if self._sequencer is not None:
+            if cid not in self._runtimes and self.store.consortium(cid) is None:
+                raise NotFound(f"no consortium {cid!r} on this platform")
+            if self._sequencer.hold(cid):
+                # A new epoch: another node may have committed since; read it again.
+                self._runtimes.pop(cid, None)
         runtime = self._runtimes.get(cid)
         if runtime is None:
             runtime = ConsortiumRuntime.open(
@@ -288,6 +319,8 @@ class Platform:
             )
         founders = founders_of(request)
         constitution = build_constitution(template, founders)
+        if self._sequencer is not None:
+            self._sequencer.hold(cid)  # the genesis commit, like any, is the sequencer's
         keyring = Keyring.generate(random=self.random)
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
         row = ConsortiumRow(
