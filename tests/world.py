@@ -19,7 +19,9 @@ from typing import Self, TypedDict, Unpack
 import pytest
 
 from consortia import (
+    Committed,
     MemberKeys,
+    Pending,
     Platform,
     SigningKey,
     open_notification,
@@ -143,6 +145,33 @@ class BaseWorld:
         pending = self.act(member, action, params)
         voter = voter or next(m for m in self.keys if m != member)
         return self.act(voter, "voteFor", {"proposal": pending.txid, "ballot": "approve"})
+
+    def install(
+        self,
+        name: str,
+        code: str,
+        permitted: Sequence[str] = ("telco",),
+        *,
+        proposer: str = "telco",
+        voter: str = "vendor",
+        **extra: JSON,
+    ) -> None:
+        """Vote Starlark action ``name`` in (``amendConstitution``, no vote needed to run it),
+        executable by ``permitted``: ``proposer`` proposes, ``voter`` approves (two of three
+        founders); ``extra`` adds fields of the definition (``params_schema``, ``voting``)."""
+        definition: JSONObject = {
+            "name": name,
+            "scope": "public",
+            "language": "starlark",
+            "code": code,
+            "permissions": [{"member": m, "execute": True} for m in permitted],
+            "voting": {"voters": "any", "majority": 1, "veto": []},
+            **extra,
+        }
+        pending = self.act(proposer, "amendConstitution", definition)
+        assert isinstance(pending, Pending), pending
+        vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
+        assert isinstance(self.act(voter, "voteFor", vote), Committed)
 
     def notes(self, member: str, *, cid: str | None = None) -> list[tuple[str, JSON]]:
         """(kind, opened body) of every notification the member has."""

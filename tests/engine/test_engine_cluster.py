@@ -13,29 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from consortia import Committed, Pending, Platform
-from consortia._json import JSONObject
+from consortia import Committed, Platform
 from consortia.errors import ConsortiaError, Unavailable
 from pg_server import postgres_server_fixture, postgres_url_fixture  # noqa: F401 - fixtures
 from world import FOUNDERS, World
 
 LEASE = 0.6
 CODE = 'def main(params):\n    put("order/" + params["id"], params)\n    return params["id"]\n'
-
-
-def _install(world: World) -> None:
-    definition: JSONObject = {
-        "name": "place",
-        "scope": "public",
-        "language": "starlark",
-        "code": CODE,
-        "permissions": [{"member": "telco", "execute": True}],
-        "voting": {"voters": "any", "majority": 1, "veto": []},
-    }
-    pending = world.act("telco", "amendConstitution", definition)
-    assert isinstance(pending, Pending)
-    vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
-    assert isinstance(world.act("vendor", "voteFor", vote), Committed)
 
 
 def _second_node(world: World, tmp_path: Path, url: str) -> Platform:
@@ -66,7 +50,7 @@ def test_only_the_sequencer_serves_and_a_takeover_fences_the_old_one(
     b = None
     try:
         a.create("acme", FOUNDERS)
-        _install(a)
+        a.install("place", CODE)
         first = a.sign("telco", "place", {"id": "PO1"}, visible_to=["vendor"])
         assert isinstance(a.platform.execute("acme", first), Committed)
         b = _second_node(a, tmp_path, postgres_url)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from consortia import Committed, Pending
-from consortia._json import JSONObject
+from consortia import Committed
 from consortia.errors import BadRequest, BadSignature
 from consortia.identity.jwt import issue_token
 from consortia.identity.keys import MemberKeys
@@ -23,23 +22,6 @@ def main(params):
         delete(k)
     return None
 """
-
-
-def _install(world: World) -> None:
-    definition: JSONObject = js(
-        {
-            "name": "putMany",
-            "scope": "public",
-            "language": "starlark",
-            "code": CODE,
-            "permissions": [{"member": "telco", "execute": True}],
-            "voting": {"voters": "any", "majority": 1, "veto": []},
-        }
-    )
-    pending = world.act("telco", "amendConstitution", definition)
-    assert isinstance(pending, Pending)
-    vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
-    assert isinstance(world.act("vendor", "voteFor", vote), Committed)
 
 
 def _put(world: World, keys: list[str], **extra: Any) -> None:
@@ -61,7 +43,7 @@ def _listed(world: World, member: str, prefix: str, **kw: Any) -> list[str]:
 
 
 def test_a_listing_holds_only_what_the_member_may_read(world: World) -> None:
-    _install(world)
+    world.install("putMany", CODE)
     shared = [f"box/{i:02d}" for i in range(6)]
     _put(world, shared, to=["vendor"])
     _put(world, [f"box/s{i}" for i in range(4)])  # the submitter's alone
@@ -100,7 +82,7 @@ def test_listing_refuses_what_it_cannot_read(world: World) -> None:
 
 
 def test_history_comes_in_pages(world: World) -> None:
-    _install(world)
+    world.install("putMany", CODE)
     for n in range(5):
         _put(world, ["doc/1"], to=["vendor"], n=n)
     view = world.platform.member_view("acme", "vendor")

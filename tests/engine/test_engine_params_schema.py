@@ -42,15 +42,8 @@ def _proposer(world: World, params: JSONObject) -> Callable[[], object]:
     return lambda: world.act("telco", "amendConstitution", params)
 
 
-def _amend(world: World, params: JSONObject) -> None:
-    pending = world.act("telco", "amendConstitution", params)
-    assert isinstance(pending, Pending)
-    vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
-    assert isinstance(world.act("vendor", "voteFor", vote), Committed)
-
-
 def test_requests_are_checked_against_the_voted_schema(world: World) -> None:
-    _amend(world, _definition(params_schema=SCHEMA))
+    world.install("placeOrder", CODE, params_schema=SCHEMA)
     shown = world.platform.member_view("acme", "vendor").constitution()
     entry = next(a for a in js(shown)["actions"] if a["name"] == "placeOrder")
     assert entry["params_schema"] == SCHEMA
@@ -72,8 +65,8 @@ def test_requests_are_checked_against_the_voted_schema(world: World) -> None:
 
 
 def test_a_voted_action_refuses_bad_params_before_any_proposal(world: World) -> None:
-    voted = _definition(params_schema=SCHEMA, voting={"voters": "all", "majority": 2, "veto": []})
-    _amend(world, voted)
+    voting: JSONObject = {"voters": "all", "majority": 2, "veto": []}
+    world.install("placeOrder", CODE, params_schema=SCHEMA, voting=voting)
     refused = world.expect_refusal("bad_request", lambda: world.act("telco", "placeOrder", {}))
     assert "params.id is required" in refused.message
     assert isinstance(world.act("telco", "placeOrder", {"id": "PO1"}), Pending)

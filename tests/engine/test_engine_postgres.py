@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consortia import Committed, Pending
-from consortia._json import JSONObject
+from consortia import Committed
 from consortia.cli import main
 from consortia.engine.audit import verify_ledger
 from consortia.errors import ConsortiaError, NotFound
@@ -31,18 +30,7 @@ def test_the_platform_runs_on_postgres_and_survives_a_restart(
     world = World.open(tmp_path, store=postgres_url)
     try:
         world.create("acme", FOUNDERS)
-        definition: JSONObject = {
-            "name": "place",
-            "scope": "public",
-            "language": "starlark",
-            "code": CODE,
-            "permissions": [{"member": "telco", "execute": True}],
-            "voting": {"voters": "any", "majority": 1, "veto": []},
-        }
-        pending = world.act("telco", "amendConstitution", definition)
-        assert isinstance(pending, Pending)
-        vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
-        assert isinstance(world.act("vendor", "voteFor", vote), Committed)
+        world.install("place", CODE)
         done = world.act("telco", "place", {"id": "PO1", "price": 1234}, visible_to=["vendor"])
         assert isinstance(done, Committed)
         replayed = world.sign("telco", "place", {"id": "PO2"}, nonce="n" * 16)
