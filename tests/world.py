@@ -11,7 +11,7 @@ it speaks only the wire protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self, TypedDict, Unpack
@@ -237,3 +237,14 @@ class World(BaseWorld):
     def refused(self, code: str, body: str, *, cid: str | None = None) -> ConsortiaError:
         """Submit ``body``, expect refusal ``code``, and check storage did not change."""
         return self.expect_refusal(code, lambda: self.platform.execute(cid or self.cid, body))
+
+
+def founded(data: Path, **options: Unpack[PlatformOptions]) -> Iterator[World]:
+    """A :class:`World` on ``data`` with consortium ``acme`` of the three founders, closed
+    after: the body of a ``world`` fixture (``yield from founded(tmp_path)``)."""
+    w = World.open(data, **options)
+    w.create("acme", FOUNDERS)
+    try:
+        yield w
+    finally:
+        w.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pg_server import postgres_server_fixture, postgres_url_fixture
-from world import FOUNDERS, PlatformOptions, World
+from world import FOUNDERS, PlatformOptions, World, founded
 
 __all__ = ["FOUNDERS", "World", "postgres_server_fixture", "postgres_url_fixture", "world"]
 
@@ -22,7 +22,4 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     options = PlatformOptions()
     if request.param == "postgresql":
         options["store"] = request.getfixturevalue("postgres_url")
-    w = World.open(tmp_path, **options)
-    w.create("acme", FOUNDERS)
-    yield w
-    w.close()
+    yield from founded(tmp_path, **options)

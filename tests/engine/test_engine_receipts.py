@@ -18,17 +18,14 @@ from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.receipts import parse_signed_root, verify_receipt
 from consortia.ledger.sqlite import SQLiteStore
 from consortia.ledger.store import CommitBatch
-from world import FOUNDERS, World
+from world import World, founded
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
     damage the ledger file itself."""
-    w = World.open(tmp_path)
-    w.create("acme", FOUNDERS)
-    yield w
-    w.close()
+    yield from founded(tmp_path)
 
 
 def signed_roots(world: World) -> list[tuple[int, int]]:

@@ -40,7 +40,7 @@ from consortia.ledger.recovery import (
 )
 from consortia.ledger.sqlite import SQLiteStore
 from testkit import js, storage_fingerprint
-from world import FOUNDERS, World
+from world import World, founded
 
 #: The operator's offline recovery key, which the service-key backup is sealed to.
 OPERATOR_RECOVERY = EncryptionKey.generate()
@@ -50,10 +50,7 @@ OPERATOR_RECOVERY = EncryptionKey.generate()
 def world(tmp_path: Path) -> Iterator[World]:
     """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
     damage the ledger file itself."""
-    w = World.open(tmp_path)
-    w.create("acme", FOUNDERS)
-    yield w
-    w.close()
+    yield from founded(tmp_path)
 
 
 def shares_of(world: World, member: str, cid: str = "acme") -> list[Share]:

@@ -15,7 +15,7 @@ from consortia.engine.audit import verify_ledger
 from consortia.ledger.nodekey import load_node_key
 from consortia.ledger.sqlite import SQLiteStore
 from testkit import js
-from world import FOUNDERS, World
+from world import World, founded
 
 _SECRET_ID = struct.Struct(">BI")
 
@@ -24,10 +24,7 @@ _SECRET_ID = struct.Struct(">BI")
 def world(tmp_path: Path) -> Iterator[World]:
     """SQLite only (the conftest's world also runs on PostgreSQL): these tests open, copy or
     damage the ledger file itself."""
-    w = World.open(tmp_path)
-    w.create("acme", FOUNDERS)
-    yield w
-    w.close()
+    yield from founded(tmp_path)
 
 
 def secret_of(world: World, seqno: int) -> int:
