@@ -154,11 +154,13 @@ class BaseWorld:
         *,
         proposer: str = "telco",
         voter: str = "vendor",
+        cid: str | None = None,
         **extra: JSON,
     ) -> None:
         """Vote Starlark action ``name`` in (``amendConstitution``, no vote needed to run it),
         executable by ``permitted``: ``proposer`` proposes, ``voter`` approves (two of three
-        founders); ``extra`` adds fields of the definition (``params_schema``, ``voting``)."""
+        founders) on consortium ``cid`` (the world's by default); ``extra`` adds fields of the
+        definition (``params_schema``, ``voting``)."""
         definition: JSONObject = {
             "name": name,
             "scope": "public",
@@ -168,10 +170,11 @@ class BaseWorld:
             "voting": {"voters": "any", "majority": 1, "veto": []},
             **extra,
         }
-        pending = self.act(proposer, "amendConstitution", definition)
+        where = cid or self.cid
+        pending = self.act(proposer, "amendConstitution", definition, cid=where)
         assert isinstance(pending, Pending), pending
         vote: JSONObject = {"proposal": pending.proposal, "ballot": "approve"}
-        assert isinstance(self.act(voter, "voteFor", vote), Committed)
+        assert isinstance(self.act(voter, "voteFor", vote, cid=where), Committed)
 
     def notes(self, member: str, *, cid: str | None = None) -> list[tuple[str, JSON]]:
         """(kind, opened body) of every notification the member has."""

@@ -25,20 +25,7 @@ def main(params):
 
 
 def amend(world: World, code: str, permitted: tuple[str, ...], name: str = "bump") -> None:
-    params: JSONObject = {
-        "name": name,
-        "scope": "public",
-        "language": "starlark",
-        "code": code,
-        "permissions": [{"member": m, "execute": True} for m in permitted],
-        "voting": {"voters": "any", "majority": 1, "veto": []},
-    }
-    pending = world.act("telco", "amendConstitution", params)
-    assert isinstance(pending, Pending)
-    assert isinstance(
-        world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}),
-        Committed,
-    )
+    world.install(name, code, permitted)
 
 
 def result_of(world: World, member: str) -> object:

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from conftest import World
 
-from consortia import Committed, ConsortiaError, Pending
-from consortia._json import JSONObject
+from consortia import Committed, ConsortiaError
 from consortia.engine.batch import Batch
 from consortia.engine.pipeline import Pipeline
 from consortia.governance.constitution import Constitution
@@ -30,17 +29,7 @@ def main(params):
 
 
 def _install(world: World) -> None:
-    params: JSONObject = {
-        "name": "recordOrder",
-        "scope": "public",
-        "language": "starlark",
-        "code": RECORD,
-        "permissions": [{"member": m, "execute": True} for m in ("telco", "vendor", "installer")],
-        "voting": {"voters": "any", "majority": 1, "veto": []},
-    }
-    pending = world.act("telco", "amendConstitution", params)
-    assert isinstance(pending, Pending)
-    world.act("vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"})
+    world.install("recordOrder", RECORD, ("telco", "vendor", "installer"))
 
 
 def _txid(body: str) -> str:

@@ -18,7 +18,7 @@ from conftest import FOUNDERS, World
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consortia import Committed, Pending, open_notification
+from consortia import Committed, open_notification
 from consortia._json import JSON, JSONObject
 from consortia.engine.consortium import JOURNAL_COMMITS
 from consortia.errors import ConsortiaError
@@ -62,20 +62,7 @@ Request = list[Step]
 
 
 def install(world: World, cid: str, name: str = "ops", code: str = OPS) -> None:
-    params: JSONObject = {
-        "name": name,
-        "scope": "public",
-        "language": "starlark",
-        "code": code,
-        "permissions": [{"member": m, "execute": True} for m in FOUNDERS],
-        "voting": {"voters": "any", "majority": 1, "veto": []},
-    }
-    pending = world.act("telco", "amendConstitution", params, cid=cid)
-    assert isinstance(pending, Pending)
-    vote = world.act(
-        "vendor", "voteFor", {"proposal": pending.proposal, "ballot": "approve"}, cid=cid
-    )
-    assert isinstance(vote, Committed)
+    world.install(name, code, FOUNDERS, cid=cid)
 
 
 @dataclass
