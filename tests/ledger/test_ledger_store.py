@@ -501,20 +501,25 @@ def test_storage_holds_no_plaintext(
 # -- PostgreSQL only: a connection that dies inside the batch -------------------------------
 
 
-def test_postgres_a_connection_killed_mid_batch_leaves_nothing(postgres_url: str) -> None:
-    store = PostgresStore(postgres_url)
-    fill(store, "c", 3)
-    before = dump(store)
-    with psycopg.connect(postgres_url, autocommit=True) as con:
-        # Inserting a signed root ends the writer's own server process: the transactions
-        # and nodes of the batch are written, its COMMIT never is.
+def _kill_the_writer_on_signed_roots(url: str, trigger: str) -> None:
+    """Install ``trigger`` (a CREATE ... TRIGGER die head) to end the inserting session."""
+    with psycopg.connect(url, autocommit=True) as con:
         con.execute(
             "CREATE FUNCTION die() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
         )
-        con.execute(
-            "CREATE TRIGGER die BEFORE INSERT ON signed_roots FOR EACH ROW EXECUTE FUNCTION die()"
-        )
+        con.execute(sql.SQL(trigger + " FOR EACH ROW EXECUTE FUNCTION die()"))
+
+
+def test_postgres_a_connection_killed_mid_batch_leaves_nothing(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    fill(store, "c", 3)
+    before = dump(store)
+    # Inserting a signed root ends the writer's own server process: the transactions and
+    # nodes of the batch are written, its COMMIT never is.
+    _kill_the_writer_on_signed_roots(
+        postgres_url, "CREATE TRIGGER die BEFORE INSERT ON signed_roots"
+    )
     batch = full_batch(3)
     batch.consortium = None
     with pytest.raises(Unavailable, match="nothing was written") as caught:
@@ -545,16 +550,11 @@ def test_postgres_a_connection_killed_during_commit_is_looked_up(
     monkeypatch.setattr(store, "_committed_after_all", spy)
     fill(store, "c", 3)
     before = dump(store)
-    with psycopg.connect(postgres_url, autocommit=True) as con:
-        # A deferred constraint trigger runs inside COMMIT, before the commit record.
-        con.execute(
-            "CREATE FUNCTION die() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
-        )
-        con.execute(
-            "CREATE CONSTRAINT TRIGGER die AFTER INSERT ON signed_roots "
-            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die()"
-        )
+    # A deferred constraint trigger runs inside COMMIT, before the commit record.
+    _kill_the_writer_on_signed_roots(
+        postgres_url,
+        "CREATE CONSTRAINT TRIGGER die AFTER INSERT ON signed_roots DEFERRABLE INITIALLY DEFERRED",
+    )
     batch = full_batch(3, consortium=False)
     with pytest.raises(Unavailable, match="nothing was written"):
         store.commit("c", batch)

@@ -147,13 +147,14 @@ class _Attesting:
         await self.client.aclose()
 
 
-def _client(args: argparse.Namespace) -> _Attesting:
-    _need(args, "url", "key", "consortium")
+def _client(args: argparse.Namespace, *, consortium: bool = True) -> _Attesting:
+    """The member's client on ``--url``; ``consortium=False`` for a command that names none."""
+    _need(args, "url", "key", *(["consortium"] if consortium else []))
     return _Attesting(
         MemberClient(
             args.url,
             load_member_keys(Path(args.key)),
-            args.consortium,
+            args.consortium or "",
             fingerprint=args.service_fingerprint,
             insecure=args.insecure,
             trust=trust_of(args),
@@ -439,16 +440,7 @@ async def _keys(args: argparse.Namespace) -> int:
 
 
 async def _memberships(args: argparse.Namespace) -> int:
-    _need(args, "url", "key")
-    client = MemberClient(
-        args.url,
-        load_member_keys(Path(args.key)),
-        args.consortium or "",
-        fingerprint=args.service_fingerprint,
-        insecure=args.insecure,
-        trust=trust_of(args),
-    )
-    async with _Attesting(client) as connected:
+    async with _client(args, consortium=False) as connected:
         found = await connected.memberships()
     items = found if isinstance(found, list) else []
     if args.json:
