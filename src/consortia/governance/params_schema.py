@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError, ValidationError
-from jsonschema.validators import extend
-from referencing.exceptions import Unresolvable
 
-from consortia._json import JSON, JSONObject, canonical, loads_strict
+if TYPE_CHECKING:  # jsonschema (about 60 ms to import) loads when a schema is first used
+    from jsonschema.exceptions import ValidationError
+
+from consortia._json import JSON, JSONObject, canonical
 from consortia.errors import ActionFailed, BadRequest, ConsortiaError
 
 __all__ = ["MAX_SCHEMA_BYTES", "check_schema", "describe_params", "validate_params"]
@@ -57,6 +56,8 @@ def _compiled(pattern: str) -> Any:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not _re2_search(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -75,9 +76,14 @@ def _pattern_properties(
 #: Draft 2020-12 with RE2 for patterns. ``additionalProperties`` relies on
 #: ``patternProperties`` through the validator's own ``find_additional_properties``, which
 #: uses Python's ``re``; schemas that combine the two are refused at amendment instead.
-_Validator = extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
-)
+@functools.cache
+def _validator_class() -> Any:
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
+
+    return extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+    )
 
 
 def _walk(node: JSON, path: str) -> Iterator[tuple[str, JSONObject]]:
@@ -99,6 +105,9 @@ def check_schema(value: JSON, *, what: str, error: _ErrorType = ActionFailed) ->
         raise error(f"{what} is larger than {MAX_SCHEMA_BYTES} bytes")
     if value.get("type") != "object":
         raise error(f"{what}.type must be 'object': params are always a JSON object")
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError as exc:
@@ -133,10 +142,24 @@ def check_schema(value: JSON, *, what: str, error: _ErrorType = ActionFailed) ->
     return value
 
 
-@functools.lru_cache(maxsize=256)
-def _validator(text: str) -> Any:
-    schema = loads_strict(text, what="params schema")
-    return _Validator(schema, format_checker=FormatChecker())
+#: Compiled validators by the identity of the schema object they were built from; the
+#: schema is kept with its validator, so an id is never reused while its entry lives.
+#: A constitution's schemas live as long as it does: this is hit on every request.
+_VALIDATORS: dict[int, tuple[JSONObject, Any]] = {}
+_MAX_VALIDATORS = 256
+
+
+def _validator(schema: JSONObject) -> Any:
+    found = _VALIDATORS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    if len(_VALIDATORS) >= _MAX_VALIDATORS:
+        _VALIDATORS.clear()
+    from jsonschema import FormatChecker
+
+    validator = _validator_class()(schema, format_checker=FormatChecker())
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
 
 
 def _location(path: Sequence[str | int]) -> str:
@@ -177,7 +200,9 @@ def _json_text(value: Any) -> str:
 
 def validate_params(schema: JSONObject, params: JSONObject, *, action: str) -> None:
     """Raise ``bad_request`` naming every wrong path (up to five) of ``params``."""
-    validator = _validator(canonical(schema).decode("utf-8"))
+    validator = _validator(schema)
+    from referencing.exceptions import Unresolvable  # loaded with the validator
+
     try:
         errors = sorted(
             validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))
