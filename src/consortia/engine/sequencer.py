@@ -41,10 +41,6 @@ class SequencerRole:
         #: Consortium id -> (lease, local monotonic time by which to renew it).
         self._held: dict[str, tuple[Lease, float]] = {}
 
-    def holds(self, cid: str) -> bool:
-        """Whether this node believes it holds ``cid``'s lease (it may have been fenced)."""
-        return cid in self._held
-
     def hold(self, cid: str) -> bool:
         """Make sure this node holds ``cid``'s lease; True when it was (re)taken with a new
         epoch, so the consortium must be read again from the store. Raises ``unavailable``
