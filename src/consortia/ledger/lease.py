@@ -1,7 +1,8 @@
 """Sequencer leases and fencing in PostgreSQL: one node commits for a consortium at a time.
 
 In a cluster every consortium has one sequencer: the node holding its lease, a row of
-``sequencer_leases`` (consortium id, holder, epoch, expiry). A node takes an expired (or
+``sequencer_leases`` (consortium id, holder, epoch, expiry, and the URL at which the holder
+takes requests, so the other nodes can forward to it). A node takes an expired (or
 never held) lease with the next epoch; the holder renews it before it expires. Every commit
 of a fenced store first reads the lease row ``FOR SHARE`` inside the commit's own
 transaction and goes on only if the epoch is still the one it was fenced with. So a node
@@ -10,7 +11,10 @@ it: a takeover raises the epoch, and a takeover waits for a commit in flight to 
 (the share lock), never the other way round.
 
 Expiry runs on the database's clock (``clock_timestamp()``), not on the nodes': a node
-whose clock is off cannot stretch its lease. Holder names are node ids, not secrets.
+whose clock is off cannot stretch its lease. Holder names and URLs are node ids and
+addresses, not secrets; a node that forwards to a URL read here still checks that the
+server it reaches holds the cluster's TLS identity (:mod:`consortia.server._forward`), so a
+changed row can misdirect a request but not read or answer it.
 """
 
 from __future__ import annotations
@@ -22,18 +26,32 @@ import psycopg
 
 from consortia.errors import Unavailable
 
-__all__ = ["LEASE_SCHEMA", "Fenced", "Lease", "acquire", "check_fence", "renew"]
+__all__ = [
+    "LEASE_MIGRATION",
+    "LEASE_SCHEMA",
+    "Fenced",
+    "Holder",
+    "Lease",
+    "acquire",
+    "check_fence",
+    "holder",
+    "renew",
+]
 
 #: The lease table (created with the store's schema).
 LEASE_SCHEMA = """CREATE TABLE IF NOT EXISTS sequencer_leases (
     cid TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL)"""
+    expires_at DOUBLE PRECISION NOT NULL, url TEXT NOT NULL DEFAULT '')"""
+#: Brings a lease table made before the ``url`` column up to date (run at every open).
+LEASE_MIGRATION = (
+    "ALTER TABLE sequencer_leases ADD COLUMN IF NOT EXISTS url TEXT NOT NULL DEFAULT ''"
+)
 
 # Times are the database's: extract(epoch from clock_timestamp()), in seconds.
-_ACQUIRE = """INSERT INTO sequencer_leases AS l (cid, holder, epoch, expires_at)
-    VALUES (%s, %s, 1, extract(epoch from clock_timestamp()) + %s)
+_ACQUIRE = """INSERT INTO sequencer_leases AS l (cid, holder, epoch, expires_at, url)
+    VALUES (%s, %s, 1, extract(epoch from clock_timestamp()) + %s, %s)
     ON CONFLICT (cid) DO UPDATE SET holder = EXCLUDED.holder, epoch = l.epoch + 1,
-        expires_at = EXCLUDED.expires_at
+        expires_at = EXCLUDED.expires_at, url = EXCLUDED.url
     WHERE l.expires_at < extract(epoch from clock_timestamp())
     RETURNING epoch, expires_at"""
 
@@ -41,6 +59,9 @@ _RENEW = """UPDATE sequencer_leases SET expires_at = extract(epoch from clock_ti
     WHERE cid = %s AND holder = %s AND epoch = %s RETURNING expires_at"""
 
 _CHECK = "SELECT epoch, holder FROM sequencer_leases WHERE cid = %s FOR SHARE"
+
+_HOLDER = """SELECT holder, url, epoch, expires_at - extract(epoch from clock_timestamp())
+    FROM sequencer_leases WHERE cid = %s"""
 
 
 class Fenced(Unavailable):
@@ -59,6 +80,22 @@ class Lease:
     expires_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a consortium's lease as last read: its node id, the URL it takes requests
+    at ('' if it gave none), the epoch, and the seconds left (negative once expired)."""
+
+    node: str
+    url: str
+    epoch: int
+    remaining_s: float
+
+    @property
+    def live(self) -> bool:
+        """Whether the lease had not expired when read."""
+        return self.remaining_s > 0
+
+
 def _ttl(seconds: float) -> float:
     if not 0 < seconds <= 3600:
         raise ValueError(f"a lease lasts more than 0 and at most 3600 s, not {seconds}")
@@ -66,12 +103,13 @@ def _ttl(seconds: float) -> float:
 
 
 def acquire(
-    db: psycopg.Connection[tuple[Any, ...]], cid: str, holder: str, ttl_s: float
+    db: psycopg.Connection[tuple[Any, ...]], cid: str, holder: str, ttl_s: float, url: str = ""
 ) -> Lease | None:
-    """Take ``cid``'s lease for ``holder`` with the next epoch, if nobody holds it now;
-    None while another (or this) holder's lease has not expired (renew it instead)."""
+    """Take ``cid``'s lease for ``holder`` (reachable at ``url``) with the next epoch, if
+    nobody holds it now; None while another (or this) holder's lease has not expired
+    (renew it instead)."""
     with db.transaction():
-        row = db.execute(_ACQUIRE, (cid, holder, _ttl(ttl_s))).fetchone()
+        row = db.execute(_ACQUIRE, (cid, holder, _ttl(ttl_s), url)).fetchone()
     if row is None:
         return None
     return Lease(cid, holder, int(row[0]), float(row[1]))
@@ -99,3 +137,11 @@ def check_fence(cur: psycopg.Cursor[tuple[Any, ...]], cid: str, epoch: int) -> N
             f"commit refused by the fence: this node commits for consortium {cid!r} under "
             f"epoch {epoch}, but the lease is now {now}; nothing was written"
         )
+
+
+def holder(db: psycopg.Connection[tuple[Any, ...]], cid: str) -> Holder | None:
+    """Who holds (or last held) ``cid``'s lease; None if it never had one."""
+    row = db.execute(_HOLDER, (cid,)).fetchone()
+    if row is None:
+        return None
+    return Holder(str(row[0]), str(row[1]), int(row[2]), float(row[3]))

@@ -50,7 +50,17 @@ from consortia.ledger._sqlite_rows import (
     integer,
     text,
 )
-from consortia.ledger.lease import LEASE_SCHEMA, Fenced, Lease, acquire, check_fence, renew
+from consortia.ledger.lease import (
+    LEASE_MIGRATION,
+    LEASE_SCHEMA,
+    Fenced,
+    Holder,
+    Lease,
+    acquire,
+    check_fence,
+    holder,
+    renew,
+)
 from consortia.ledger.store import (
     CommitBatch,
     ConsortiumRow,
@@ -179,11 +189,21 @@ class PostgresStore(SqlReads):
     def _read_on(self) -> AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]:
         return self._reading()
 
-    def __init__(self, conninfo: str, *, read_only: bool = False, node: str | None = None) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        read_only: bool = False,
+        node: str | None = None,
+        node_url: str = "",
+    ) -> None:
         self._conninfo = conninfo
         self.read_only = read_only
         #: A cluster node's id: it then commits only for consortia whose lease it holds.
         self.node = node
+        #: Where that node takes requests (written into the leases it takes; may be set
+        #: once the server is bound).
+        self.node_url = node_url
         self.path = _describe(conninfo)
         self._lock = threading.RLock()
         self._closed = False
@@ -195,6 +215,8 @@ class PostgresStore(SqlReads):
                 if read_only:
                     raise self._not_ours()
                 self._create_schema()
+            elif not read_only:
+                self._db.execute(LEASE_MIGRATION)
         except psycopg.Error as exc:
             with suppress(AttributeError, psycopg.Error):
                 self._db.close()
@@ -373,9 +395,17 @@ class PostgresStore(SqlReads):
             raise ValueError("only a cluster node (PostgresStore(..., node=ID)) takes leases")
         with self._lock:
             try:
-                return acquire(self._connection(), cid, self.node, ttl_s)
+                return acquire(self._connection(), cid, self.node, ttl_s, self.node_url)
             except psycopg.Error as exc:
                 raise Unavailable(f"cannot take the lease of {cid!r}: {_brief(exc)}") from None
+
+    def lease_holder(self, cid: str) -> Holder | None:
+        """Who holds (or last held) ``cid``'s sequencer lease; None if none ever did."""
+        with self._lock:
+            try:
+                return holder(self._connection(), cid)
+            except psycopg.Error as exc:
+                raise Unavailable(f"cannot read the lease of {cid!r}: {_brief(exc)}") from None
 
     def renew_lease(self, lease: Lease, ttl_s: float) -> Lease:
         """Extend ``lease``; :class:`~consortia.ledger.lease.Fenced` once it was taken over
