@@ -23,6 +23,7 @@ from consortia.attestation.providers import (
 )
 from consortia.engine import Platform
 from consortia.engine.datadir import OPERATOR_PRIVATE_FILE, OPERATOR_PUBLIC_FILE
+from consortia.engine.sequencer import DEFAULT_LEASE_S
 from consortia.errors import BadRequest, Unavailable
 from consortia.governance.templates import DEFAULT_TEMPLATE
 from consortia.identity.keyfile import (
@@ -172,7 +173,13 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_level=args.log_level,
         provider=provider,
+        advertise=args.advertise,
     )
+    if args.node is not None and args.store is None:
+        raise BadRequest(
+            "--node makes this platform a node of a cluster whose nodes share one PostgreSQL "
+            "store: give --store postgresql://... (or CONSORTIA_STORE) too"
+        )
     platform = Platform.open(
         data,
         operator_keys=[operator],
@@ -180,6 +187,8 @@ def serve_command(args: argparse.Namespace) -> int:
         analytics=not args.no_analytics,
         running=running_platform(provider),
         store=args.store,
+        node=args.node,
+        lease_s=args.lease_s,
     )
     try:
         return serve(platform, config, on_bound=lambda url: _say(f"consortia: serving {url}"))
@@ -198,6 +207,27 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="keep the ledger in PostgreSQL (postgresql://user@host:port/db, several hosts "
         "allowed; or CONSORTIA_STORE) instead of DIR/ledger.sqlite (the default); only "
         "ciphertext and keyed hashes reach the database, the node key stays in DIR",
+    )
+    serve_p.add_argument(
+        "--node",
+        metavar="ID",
+        help="this node's id in a cluster of nodes sharing --store, the node key and the TLS "
+        "files (docs/cluster.md): it sequences a consortium while it holds its lease and "
+        "passes the other consortia's requests on to their sequencers (default: no cluster)",
+    )
+    serve_p.add_argument(
+        "--advertise",
+        metavar="URL",
+        help="a cluster node's URL as the other nodes reach it (default: the address it "
+        "listens on)",
+    )
+    serve_p.add_argument(
+        "--lease-s",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help="seconds a cluster node's sequencer lease lasts, renewed at half; the longest "
+        "a consortium waits for a takeover after its sequencer died (default: %(default)s)",
     )
     serve_p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"

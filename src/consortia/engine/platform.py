@@ -244,6 +244,17 @@ class Platform:
             self._owned_sandbox = None
         self.store.close()
 
+    @property
+    def node(self) -> str | None:
+        """This node's id in a cluster (None: a platform of its own)."""
+        return None if self._sequencer is None else self._sequencer.node
+
+    def advertise(self, url: str) -> None:
+        """On a cluster node: the URL written into the leases it takes, where the other
+        nodes forward requests for the consortia it sequences (no-op elsewhere)."""
+        if self._sequencer is not None:
+            self._sequencer.store.node_url = url
+
     # -- service ----------------------------------------------------------------------------
 
     def service_info(self) -> JSONObject:

@@ -11,22 +11,36 @@ committed since this one last served it. A node that finds its lease taken over 
 down: it forgets the consortium's cached state and the lease, and refuses until it can
 take the lease again.
 
-Serving reads only at the sequencer keeps every cache coherent; forwarding requests to the
-sequencer, and reads at the other nodes, are later steps.
+Serving reads only at the sequencer keeps every cache coherent. A node that is not the
+sequencer refuses with :class:`ServedElsewhere`, which names the holder and the URL it
+advertised; the HTTP server forwards the request there (:mod:`consortia.server._forward`).
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from consortia.errors import Unavailable
-from consortia.ledger.lease import Fenced, Lease
-from consortia.ledger.postgres import PostgresStore
+from consortia.ledger.lease import Fenced, Holder, Lease
 
-__all__ = ["DEFAULT_LEASE_S", "SequencerRole"]
+if TYPE_CHECKING:  # annotations only: the PostgreSQL driver loads with the store
+    from consortia.ledger.postgres import PostgresStore
+
+__all__ = ["DEFAULT_LEASE_S", "SequencerRole", "ServedElsewhere"]
 
 #: Seconds a lease lasts; a node renews it when half has run.
 DEFAULT_LEASE_S = 10.0
+
+
+class ServedElsewhere(Unavailable):
+    """Another node of the cluster is this consortium's sequencer: send the request to it
+    (``url``, empty when it advertised none)."""
+
+    def __init__(self, message: str, *, node: str, url: str, txid: str | None = None) -> None:
+        super().__init__(message, txid=txid)
+        self.node = node
+        self.url = url
 
 
 class SequencerRole:
@@ -40,6 +54,8 @@ class SequencerRole:
         self.ttl_s = ttl_s
         #: Consortium id -> (lease, local monotonic time by which to renew it).
         self._held: dict[str, tuple[Lease, float]] = {}
+        #: Consortium id -> (another node's holder row, local time until which it holds).
+        self._elsewhere: dict[str, tuple[Holder, float]] = {}
 
     def hold(self, cid: str) -> bool:
         """Make sure this node holds ``cid``'s lease; True when it was (re)taken with a new
@@ -55,16 +71,35 @@ class SequencerRole:
                 return False
             except Fenced:
                 self.step_down(cid)
+        known = self._elsewhere.get(cid)
+        if known is not None and time.monotonic() < known[1]:
+            raise self._elsewhere_error(cid, known[0])
         taken = self.store.acquire_lease(cid, self.ttl_s)
         if taken is None:
-            raise Unavailable(
-                f"consortium {cid!r} is served by another node of this cluster (its "
-                "sequencer holds the lease); send the request to that node, or retry here "
-                "once its lease has expired"
-            )
+            found = self.store.lease_holder(cid)
+            if found is None or found.node == self.node or not found.live:
+                # Released or expired in between: the next request tries to take it again.
+                raise Unavailable(
+                    f"the sequencer lease of consortium {cid!r} is changing hands; retry "
+                    "with the same request"
+                )
+            # No node can take the lease before it expires: no need to ask again until then.
+            self._elsewhere[cid] = (found, time.monotonic() + found.remaining_s)
+            raise self._elsewhere_error(cid, found)
+        self._elsewhere.pop(cid, None)
         self.store.fence(taken)
         self._keep(taken)
         return True
+
+    @staticmethod
+    def _elsewhere_error(cid: str, found: Holder) -> ServedElsewhere:
+        return ServedElsewhere(
+            f"consortium {cid!r} is served by node {found.node!r} of this cluster (its "
+            "sequencer holds the lease); send the request to that node, or retry here once "
+            "its lease has expired",
+            node=found.node,
+            url=found.url,
+        )
 
     def step_down(self, cid: str) -> None:
         """Forget ``cid``'s lease (it was taken over): serve it no more until retaken."""

@@ -20,11 +20,12 @@ changed row can misdirect a request but not read or answer it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from consortia.errors import Unavailable
+
+if TYPE_CHECKING:  # annotations only: importing this module needs no PostgreSQL driver
+    import psycopg
 
 __all__ = [
     "LEASE_MIGRATION",

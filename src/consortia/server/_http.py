@@ -13,11 +13,12 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from consortia.engine.sequencer import ServedElsewhere
 from consortia.engine.views import MAX_PAGE
 from consortia.errors import (
     HTTP_STATUS,
@@ -29,6 +30,9 @@ from consortia.errors import (
 )
 from consortia.identity.keys import validate_member_id
 from consortia.wire import JOSE_MEDIA_TYPE, MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from consortia.server._forward import Forwarder
 
 __all__ = [
     "BODY_TIMEOUT",
@@ -78,6 +82,15 @@ def endpoint(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
+        except ServedElsewhere as exc:
+            # A cluster node: another node sequences this consortium; pass the request on.
+            forwarder: Forwarder | None = getattr(request.app.state, "forwarder", None)
+            if forwarder is None:
+                return error_response(exc)
+            try:
+                return await forwarder.forward(request, exc, getattr(request.state, "body", None))
+            except ConsortiaError as refused:
+                return error_response(refused)
         except ConsortiaError as exc:
             return error_response(exc)
         except ClientDisconnect:
@@ -135,6 +148,7 @@ async def read_body(request: Request, media_type: str, what: str) -> bytes:
     body = b"".join(chunks)
     if not body:
         raise BadRequest(f"the request body is empty; send {what}")
+    request.state.body = body  # a cluster node may pass the request on as it came
     return body
 
 

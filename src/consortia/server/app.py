@@ -28,9 +28,11 @@ from starlette.routing import Route
 from consortia import __version__
 from consortia._json import JSON
 from consortia.engine import Committed, MemberView, Platform
+from consortia.engine.sequencer import ServedElsewhere
 from consortia.engine.views import LIST_DEFAULT
 from consortia.errors import HTTP_STATUS, BadRequest, ConsortiaError, NotFound, Unavailable
 from consortia.server._attest import ServiceAttestation
+from consortia.server._forward import Forwarder
 from consortia.server._http import (
     after_param,
     bearer,
@@ -86,8 +88,11 @@ class Service:
         limits: Limits,
         exposure: Exposure,
         attestation: ServiceAttestation | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.platform = platform
+        #: On a cluster node: passes requests on to the sequencer of their consortium.
+        self.forwarder = forwarder
         self.attestation = attestation or ServiceAttestation()
         if self.attestation.kind != platform.running.kind:
             raise ValueError(
@@ -180,11 +185,18 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         token = bearer(request)
         platform.token_claims(token)  # an ill-formed token is bad_signature, on no lane
         found: list[JSON] = []
+        elsewhere: dict[str, set[str]] = {}  # a cluster node: URL of a sequencer -> its cids
         for cid in platform.consortia():
             # On each consortium's own lane, like every other read of it.
-            entry = await sequencer.call(cid, partial(platform.membership, cid, token))
+            try:
+                entry = await sequencer.call(cid, partial(platform.membership, cid, token))
+            except ServedElsewhere as exc:
+                elsewhere.setdefault(exc.url, set()).add(cid)
+                continue
             if entry is not None:
                 found.append(entry)
+        if elsewhere and service.forwarder is not None:
+            found.extend(await service.forwarder.memberships(request, elsewhere))
         return json_response(found)
 
     @endpoint
@@ -205,6 +217,8 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         lane = await sequencer.lane(cid)
         try:
             outcome = await lane.execute(body)
+        except ServedElsewhere:
+            raise  # passed on to the sequencer, which counts it
         except ConsortiaError as exc:
             service.metrics.action(
                 _peek_action(body) if exc.code in NAMED_OUTCOMES else None, exc.code
@@ -223,8 +237,12 @@ def _routes(service: Service) -> list[Route]:  # noqa: PLR0915 - one closure per
         body = await read_body(request, BATCH_MEDIA_TYPE, '{"requests": [<compact JWS>, ...]}')
         bodies = parse_batch_body(body)
         lane = await sequencer.lane(cid)
+        outcomes = await lane.execute_many(bodies)
+        if isinstance(outcomes[0], ServedElsewhere):
+            # The whole batch met one refusal (the lane's): pass it on as it came.
+            raise outcomes[0]
         answers = []
-        for each, outcome in zip(bodies, await lane.execute_many(bodies), strict=True):
+        for each, outcome in zip(bodies, outcomes, strict=True):
             if isinstance(outcome, ConsortiaError):
                 named = _peek_action(each) if outcome.code in NAMED_OUTCOMES else None
                 service.metrics.action(named, outcome.code)
@@ -364,13 +382,15 @@ def create_app(
     limits: Limits | None = None,
     exposure: Exposure | None = None,
     attestation: ServiceAttestation | None = None,
+    forwarder: Forwarder | None = None,
 ) -> Starlette:
     """The ASGI app serving ``platform``; the caller opens and closes the platform.
 
     ``app.state.service`` is the :class:`Service` (``begin_shutdown()`` ends the streams).
     ``attestation`` gives ``GET /v1/service`` its evidence (default: virtual, none).
+    ``forwarder`` (a cluster node's) passes requests on to the consortium's sequencer.
     """
-    service = Service(platform, limits or Limits(), exposure or Exposure(), attestation)
+    service = Service(platform, limits or Limits(), exposure or Exposure(), attestation, forwarder)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -379,6 +399,8 @@ def create_app(
         yield
         service.begin_shutdown()
         await service.sequencer.close()
+        if forwarder is not None:
+            await forwarder.close()
 
     app = Starlette(
         routes=_routes(service),
@@ -386,4 +408,5 @@ def create_app(
         exception_handlers={HTTPException: _http_error},
     )
     app.state.service = service
+    app.state.forwarder = forwarder
     return app

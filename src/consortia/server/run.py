@@ -32,6 +32,7 @@ from consortia.attestation.providers import PlatformProvider
 from consortia.engine import Platform
 from consortia.server._attest import ServiceAttestation, tls_certificate_sha256
 from consortia.server._connection import HEADER_TIMEOUT, GuardedHttpTools
+from consortia.server._forward import Forwarder, cluster_tls
 from consortia.server.app import Exposure, Limits, Service, create_app
 
 __all__ = [
@@ -70,6 +71,8 @@ class ServerConfig:
     #: Where attestation evidence comes from (None: virtual, no evidence). The platform
     #: must be opened with ``running=running_platform(provider)`` to match.
     provider: PlatformProvider | None = None
+    #: A cluster node's URL as the other nodes reach it (None: the one it is bound to).
+    advertise: str | None = None
 
 
 class SignalledServer(uvicorn.Server):
@@ -181,8 +184,16 @@ def uvicorn_config(app: ASGIApp, config: ServerConfig, *, lifespan: bool) -> uvi
 def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.Config, Service]:
     tls_sha256 = None if config.tls is None else tls_certificate_sha256(config.tls[0])
     attestation = ServiceAttestation(config.provider, tls_sha256=tls_sha256)
+    forwarder = None
+    if platform.node is not None:
+        cert = None if config.tls is None else config.tls[0]
+        forwarder = Forwarder(platform.node, cluster_tls(cert))
     app = create_app(
-        platform, limits=config.limits, exposure=config.exposure, attestation=attestation
+        platform,
+        limits=config.limits,
+        exposure=config.exposure,
+        attestation=attestation,
+        forwarder=forwarder,
     )
     service: Service = app.state.service
     return uvicorn_config(app, config, lifespan=True), service
@@ -216,6 +227,7 @@ def serve(
     try:
         uv, service = _uvicorn_config(platform, config)
         url = url_of(config, sock)
+        platform.advertise(config.advertise or url)
         server = _Server(uv, service, None if on_bound is None else lambda: on_bound(url))
         server.run(sockets=[sock])
     finally:
@@ -235,6 +247,7 @@ class ServerThread:
         self.sock = bind(config.host, config.port)
         self.port: int = self.sock.getsockname()[1]
         self.url = url_of(config, self.sock)
+        platform.advertise(config.advertise or self.url)
         uv, self.service = _uvicorn_config(platform, config)
         self.server = _Server(uv, self.service)
         self.thread = threading.Thread(
