@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +75,10 @@ class PostgresServer:
     port: int
     as_user: str | None
     _names: Iterator[int] = field(default_factory=itertools.count)
+    #: Extra ``postgresql.conf`` settings (name -> value, written as given: quote strings).
+    settings: Mapping[str, str] = field(default_factory=dict)
+    #: Extra ``pg_hba.conf`` lines, after the trusted local ones.
+    hba: str = ""
 
     @property
     def data(self) -> Path:
@@ -129,8 +133,14 @@ class PostgresServer:
         )
         # Local connections only: the unix socket and loopback TCP, trusted.
         (self.data / "pg_hba.conf").write_text(
-            "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n" + self.hba
         )
+        self.configure()
+        self.launch()
+
+    def configure(self) -> None:
+        """Append this server's settings to ``postgresql.conf`` (later lines win: a data
+        directory copied from another server, e.g. by ``pg_basebackup``, gets its own)."""
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# tests/pg_server.py\n"
@@ -142,6 +152,10 @@ class PostgresServer:
                 "full_page_writes = on\n"
                 "max_connections = 100\n"
             )
+            conf.writelines(f"{name} = {value}\n" for name, value in self.settings.items())
+
+    def launch(self) -> None:
+        """Start the server on its data directory and wait until it takes connections."""
         self.run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
             "start",
@@ -158,8 +172,14 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(
+    *, settings: Mapping[str, str] | None = None, hba: str = "", initdb: bool = True
+) -> Iterator[PostgresServer]:
     """A started server in a fresh temporary directory, stopped and removed afterwards.
+
+    ``settings`` and ``hba`` are added to its configuration (see :class:`PostgresServer`).
+    With ``initdb=False`` the server is neither created nor started: the caller fills
+    ``data`` (e.g. with ``pg_basebackup``), then calls ``configure()`` and ``launch()``.
 
     Raises RuntimeError with the message to install Debian's postgresql package when the
     binaries are absent.
@@ -177,9 +197,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         (root / "sock").mkdir()
         if as_user is not None:
             os.chown(root / "sock", entry.pw_uid, entry.pw_gid)
-        server = PostgresServer(root, bindir, _free_port(), as_user)
+        server = PostgresServer(
+            root, bindir, _free_port(), as_user, settings=dict(settings or {}), hba=hba
+        )
         try:
-            server.start()
+            if initdb:
+                server.start()
             yield server
         finally:
             server.stop()

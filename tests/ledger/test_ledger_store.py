@@ -543,8 +543,8 @@ def test_postgres_a_connection_killed_during_commit_is_looked_up(
     looked_up: list[bool] = []
     lookup = store._committed_after_all
 
-    def spy(xid: str, failure: psycopg.Error) -> bool:
-        looked_up.append(lookup(xid, failure))
+    def spy(xid: str, failure: psycopg.Error, mark: tuple[str, int, str] | None = None) -> bool:
+        looked_up.append(lookup(xid, failure, mark))
         return looked_up[-1]
 
     monkeypatch.setattr(store, "_committed_after_all", spy)

@@ -357,6 +357,7 @@ class PostgresStore(SqlReads):
             return
         with self._lock:
             xid: str | None = None
+            mark: tuple[str, int, str] | None = None
             try:
                 db = self._connection()
                 if db.info.transaction_status != TransactionStatus.IDLE:
@@ -380,9 +381,11 @@ class PostgresStore(SqlReads):
                         db.execute("ROLLBACK")
                     raise
                 xid = None if row is None else text(row[0])
+                first = batch.txs[0] if batch.txs else None
+                mark = None if first is None else (cid, first.seqno, first.txid)
                 db.execute("COMMIT")
             except psycopg.Error as exc:
-                if xid is not None and self._committed_after_all(xid, exc):
+                if xid is not None and self._committed_after_all(xid, exc, mark):
                     return
                 raise Unavailable(f"commit failed, nothing was written: {_brief(exc)}") from None
 
@@ -437,12 +440,22 @@ class PostgresStore(SqlReads):
                 raise Unavailable(f"cannot fence {lease.cid!r}: {_brief(exc)}") from None
             self._fences[lease.cid] = lease.epoch
 
-    def _committed_after_all(self, xid: str, failure: psycopg.Error) -> bool:
+    def _committed_after_all(
+        self, xid: str, failure: psycopg.Error, mark: tuple[str, int, str] | None = None
+    ) -> bool:
         """Whether transaction ``xid``, whose COMMIT failed with ``failure``, committed.
 
         An error answer on a live connection means it did not. A lost connection leaves the
         outcome with the server: ask it on a new connection, waiting a little while the old
         server process finishes. Raises when the outcome cannot be learnt.
+
+        The new connection may reach another server: a standby promoted after the primary
+        died (a multi-host conninfo). Transaction ids are not unique across a failover: an
+        id the old primary gave out but never replicated is "in the future" for the promoted
+        standby, which then hands it out again, and ``pg_xact_status`` reports that other
+        transaction's outcome. So an id this server never gave out is an answer (the batch
+        did not commit here), and a "committed" is believed only when the first transaction
+        row of the batch being committed (``mark``: cid, seqno, txid) is there under its txid.
         """
         if not self._db.closed:
             return False
@@ -450,18 +463,30 @@ class PostgresStore(SqlReads):
             if attempt:
                 time.sleep(_OUTCOME_WAIT)
             try:
-                row = (
-                    self._connection().execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
-                )
+                db = self._connection()
+                if db.info.parameter_status("in_hot_standby") == "on":
+                    continue  # a standby (a conninfo without read-write): not its to say
+                try:
+                    row = db.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
+                except psycopg.errors.InvalidParameterValue:
+                    return False  # "transaction ID ... is in the future": not seen here
+                status = None if row is None else row[0]
+                if status == "in progress":
+                    continue
+                if status == "committed" and mark is not None:
+                    cid, seqno, txid = mark
+                    found = db.execute(
+                        "SELECT txid FROM transactions WHERE cid = %s AND seqno = %s",
+                        (cid, seqno),
+                    ).fetchone()
+                    return found is not None and found[0] == txid
             except psycopg.Error:
                 continue
-            status = None if row is None else row[0]
             if status == "committed":
                 return True
             if status == "aborted":
                 return False
-            if status != "in progress":
-                break
+            break
         raise Unavailable(
             "commit outcome unknown: the connection was lost during COMMIT "
             f"({_brief(failure)}) and the server could not say whether it committed; "
