@@ -18,6 +18,7 @@ advertised; the HTTP server forwards the request there (:mod:`consortia.server._
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # annotations only: the PostgreSQL driver loads with the stor
     from consortia.ledger.postgres import PostgresStore
 
 __all__ = ["DEFAULT_LEASE_S", "SequencerRole", "ServedElsewhere"]
+
+log = logging.getLogger("consortia.engine")
 
 #: Seconds a lease lasts; a node renews it when half has run.
 DEFAULT_LEASE_S = 10.0
@@ -103,7 +106,13 @@ class SequencerRole:
 
     def step_down(self, cid: str) -> None:
         """Forget ``cid``'s lease (it was taken over): serve it no more until retaken."""
-        self._held.pop(cid, None)
+        if self._held.pop(cid, None) is not None:
+            log.warning(
+                "node %r lost the sequencer lease of consortium %r to another node; it steps "
+                "down and passes the consortium's requests on",
+                self.node,
+                cid,
+            )
 
     def _keep(self, lease: Lease) -> None:
         self._held[lease.cid] = (lease, time.monotonic() + self.ttl_s / 2)
