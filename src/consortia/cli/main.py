@@ -19,6 +19,7 @@ from consortia.cli.action import add_action_commands
 from consortia.cli.attest import add_attest_parser, add_service_parser
 from consortia.cli.insights import add_insights_parser
 from consortia.cli.member import add_action_show, add_member_parsers, add_receipt_fetch
+from consortia.cli.node import add_node_parser
 from consortia.cli.recovery import add_recovery_parser
 from consortia.cli.report import add_report_parser
 from consortia.cli.serve import add_serve_parser
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     add_service_parser(sub)
     add_insights_parser(sub)
     add_recovery_parser(sub)
+    add_node_parser(sub)
     return parser
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consortia._json import JSONObject, json_list
+from consortia._json import JSONObject, canonical, json_list
 from consortia.analytics.embedded import default_sink
 from consortia.analytics.events import Alert, EventSink
 from consortia.analytics.redact import ObjectRefs, derive_ref_key
@@ -44,10 +44,11 @@ from consortia.errors import (
 )
 from consortia.governance.platform_policy import RunningPlatform
 from consortia.governance.templates import DEFAULT_TEMPLATE, Template
-from consortia.identity.box import Sealer
+from consortia.identity._b64 import b64url_encode
+from consortia.identity.box import Sealer, seal_anonymous
 from consortia.identity.jws import ParsedJWS
 from consortia.identity.jwt import read_token, verify_token
-from consortia.identity.keys import VerifyKey
+from consortia.identity.keys import PublicEncryptionKey, VerifyKey
 from consortia.ledger.crypto import Keyring
 from consortia.ledger.nodekey import load_or_create_node_key
 from consortia.ledger.sealed import seal_info, wrap_keyring
@@ -254,6 +255,14 @@ class Platform:
         nodes forward requests for the consortia it sequences (no-op elsewhere)."""
         if self._sequencer is not None:
             self._sequencer.store.node_url = url
+
+    def seal_for_joining(self, recipient: PublicEncryptionKey, files: Mapping[str, str]) -> bytes:
+        """A node joining this cluster: the node key and ``files`` (the TLS certificate and
+        key) as one JSON object sealed to ``recipient`` (``crypto_box_seal``), so that only
+        the holder of its private half reads them (``consortia node join``)."""
+        bundle: JSONObject = {"node_key": b64url_encode(self._node_key)}
+        bundle.update(files)
+        return seal_anonymous(recipient, canonical(bundle))
 
     # -- service ----------------------------------------------------------------------------
 

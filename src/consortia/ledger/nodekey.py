@@ -15,7 +15,7 @@ from pathlib import Path
 from consortia.errors import BadRequest
 from consortia.ledger.crypto import KEY_BYTES
 
-__all__ = ["load_node_key", "load_or_create_node_key"]
+__all__ = ["load_node_key", "load_or_create_node_key", "save_node_key"]
 
 _PREFIX = "consortia-node-key/1:"
 
@@ -30,6 +30,17 @@ def load_or_create_node_key(path: Path) -> bytes:
     if path.exists():
         return load_node_key(path)
     key = os.urandom(KEY_BYTES)
+    if not save_node_key(path, key):
+        # Another process created it first: theirs is the key.
+        return load_node_key(path)
+    return key
+
+
+def save_node_key(path: Path, key: bytes) -> bool:
+    """Write ``key`` to a new file ``path`` (mode 0600), atomically and synced; False if a
+    file is already there (it is left as it is)."""
+    if len(key) != KEY_BYTES:
+        raise BadRequest(f"a node key is {KEY_BYTES} bytes, not {len(key)}")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -41,8 +52,7 @@ def load_or_create_node_key(path: Path) -> bytes:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            # Another process created it first: theirs is the key.
-            return load_node_key(path)
+            return False
     finally:
         tmp.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -50,7 +60,7 @@ def load_or_create_node_key(path: Path) -> bytes:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return key
+    return True
 
 
 def load_node_key(path: Path) -> bytes:

@@ -17,6 +17,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from starlette.applications import Starlette
@@ -46,6 +47,7 @@ from consortia.server._http import (
     read_jose_body,
 )
 from consortia.server._insights import insights_endpoint
+from consortia.server._join import JoinDesk
 from consortia.server._lanes import Sequencer, StreamHub
 from consortia.server._metrics import CONTENT_TYPE, NAMED_OUTCOMES, Metrics
 from consortia.server._openapi import openapi_document
@@ -383,12 +385,14 @@ def create_app(
     exposure: Exposure | None = None,
     attestation: ServiceAttestation | None = None,
     forwarder: Forwarder | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Starlette:
     """The ASGI app serving ``platform``; the caller opens and closes the platform.
 
     ``app.state.service`` is the :class:`Service` (``begin_shutdown()`` ends the streams).
     ``attestation`` gives ``GET /v1/service`` its evidence (default: virtual, none).
-    ``forwarder`` (a cluster node's) passes requests on to the consortium's sequencer.
+    ``forwarder`` (a cluster node's) passes requests on to the consortium's sequencer;
+    ``tls`` (certificate, key files) is what a node joining the cluster is handed.
     """
     service = Service(platform, limits or Limits(), exposure or Exposure(), attestation, forwarder)
 
@@ -402,8 +406,13 @@ def create_app(
         if forwarder is not None:
             await forwarder.close()
 
+    routes = _routes(service)
+    if platform.node is not None:
+        # A cluster node: new nodes join through it (server/_join.py).
+        desk = JoinDesk(platform, tls)
+        routes += [Route(path, h, methods=m) for path, h, m in desk.routes()]
     app = Starlette(
-        routes=_routes(service),
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )

@@ -194,6 +194,7 @@ def _uvicorn_config(platform: Platform, config: ServerConfig) -> tuple[uvicorn.C
         exposure=config.exposure,
         attestation=attestation,
         forwarder=forwarder,
+        tls=config.tls,
     )
     service: Service = app.state.service
     return uvicorn_config(app, config, lifespan=True), service
