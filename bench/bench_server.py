@@ -15,7 +15,14 @@ but then answers ``committed`` without executing or storing anything: the ceilin
 real run is compared with. It prints ``URL``, ``OPERATOR`` and ``PID`` lines, then serves
 until SIGTERM.
 
+With ``--store URL`` (``postgresql://...``) the ledger lives in that PostgreSQL database
+instead of ``DIR/ledger.sqlite`` (``consortia serve --store``); with ``--node ID`` too the
+platform is a cluster node on it (``consortia serve --store URL --node ID``) and sequences
+each consortium while it holds its lease (``--lease-s``, 10 s by default: longer than any
+pause of a loaded run, so the lease never lapses mid-run).
+
 Usage: python bench/bench_server.py --data DIR [--ceiling] [--isolation process|inline]
+                                    [--store URL [--node ID] [--lease-s S]]
 """
 
 from __future__ import annotations
@@ -106,7 +113,12 @@ def main() -> int:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--ceiling", action="store_true")
     parser.add_argument("--isolation", choices=("process", "inline"), default="process")
+    parser.add_argument("--store", metavar="URL", help="keep the ledger in this PostgreSQL")
+    parser.add_argument("--node", metavar="ID", help="as a cluster node of --store")
+    parser.add_argument("--lease-s", type=float, default=10.0, metavar="S")
     args = parser.parse_args()
+    if args.node is not None and args.store is None:
+        parser.error("--node needs --store postgresql://...")
     data: Path = args.data
     data.mkdir(parents=True, exist_ok=True)
     operator = SigningKey.generate()
@@ -115,7 +127,13 @@ def main() -> int:
     cls = CeilingPlatform if args.ceiling else Platform
     sandbox = ActionRuntime(isolation="inline") if args.isolation == "inline" else None
     platform = cls.open(
-        data, operator_keys=[operator.verify_key], templates=TEMPLATES, sandbox=sandbox
+        data,
+        operator_keys=[operator.verify_key],
+        templates=TEMPLATES,
+        sandbox=sandbox,
+        store=args.store,
+        node=args.node,
+        lease_s=args.lease_s if args.node is not None else None,
     )
     config = ServerConfig(port=0, tls=(cert, key), access_log=False, log_level="warning")
 

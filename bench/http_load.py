@@ -24,8 +24,13 @@ Scenarios:
   p99@300      the same at 300 actions/s, within this machine's capacity
   soak         (--soak S) builtin at 300/s for S seconds: server RSS over time
 
+With ``--store URL`` (``postgresql://...``, an empty database) the real server keeps its
+ledger in that PostgreSQL database instead of SQLite, and with ``--node ID`` as a cluster node
+on it (``consortia serve --store URL --node ID``); the ceiling server stays embedded (it
+stores nothing). Each row's ``store`` field says which ledger served it.
+
 Usage: python bench/http_load.py [--full | --smoke] [--json PATH] [--only NAME ...] [--soak S]
-                                 [--isolation process|inline]
+                                 [--isolation process|inline] [--store URL [--node ID]]
 With CONSORTIA_BENCH_PROFILE=DIR, py-spy samples the server during each run (DIR/<name>.txt,
 collapsed stacks).
 """
@@ -76,6 +81,8 @@ class Server:
     url: str
     data: Path
     operator: SigningKey
+    #: The ledger it serves from: ``sqlite`` or ``postgresql`` (``--store``).
+    store: str = "sqlite"
     http: httpx.Client = field(init=False)
     #: Seconds from launching the process to its first answer (imports, open, TLS, bind).
     start_s: float = field(init=False, default=0.0)
@@ -92,18 +99,38 @@ class Server:
 
 
 @contextmanager
-def server(data: Path, *, ceiling: bool = False, isolation: str = "process") -> Iterator[Server]:
-    """A bench server on a free port; SIGTERM at the end (kill if it will not stop)."""
+def server(
+    data: Path,
+    *,
+    ceiling: bool = False,
+    isolation: str = "process",
+    store: str | None = None,
+    node: str | None = None,
+) -> Iterator[Server]:
+    """A bench server on a free port; SIGTERM at the end (kill if it will not stop).
+
+    With ``store`` its ledger is in that PostgreSQL database, with ``node`` as a cluster node.
+    """
     cmd = [PY, str(HERE / "bench_server.py"), "--data", str(data), "--isolation", isolation]
     if ceiling:
         cmd.append("--ceiling")
+    if store is not None:
+        cmd += ["--store", store]
+    if node is not None:
+        cmd += ["--node", node]
     began = time.perf_counter()
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:
         line = process.stdout.readline() if process.stdout is not None else ""
         if not line.startswith("URL "):
             raise RuntimeError("the bench server did not start")
-        found = Server(process, line.split()[1], data, load_signing_key(data / "operator.key.jwk"))
+        found = Server(
+            process,
+            line.split()[1],
+            data,
+            load_signing_key(data / "operator.key.jwk"),
+            store="sqlite" if store is None else "postgresql",
+        )
         for _ in range(200):
             try:
                 found.http.get("/healthz")
@@ -531,6 +558,7 @@ class Plan:
         )
         after = server_counters(srv)
         self.rows.append(summarize(name, raw, open_loop=open_loop))
+        self.rows[-1]["store"] = srv.store
         if batched:
             # One HTTP answer carries many actions: count what the server says it committed.
             row = self.rows[-1]
@@ -551,7 +579,9 @@ class Plan:
 
     def scenarios(self, tmp: Path, founders: dict[str, MemberKeys]) -> None:
         n, large = self.n, self.large
-        with server(tmp / "real", isolation=self.args.isolation) as srv:
+        with server(
+            tmp / "real", isolation=self.args.isolation, store=self.args.store, node=self.args.node
+        ) as srv:
             cids = [f"b{i}" for i in range(10)]
             self.notes["server_start_s"] = srv.start_s
             for cid in cids:
@@ -604,11 +634,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conns", type=int, default=64)
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of the RSS soak run")
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the real server's ledger in this (empty) PostgreSQL database, not SQLite",
+    )
+    parser.add_argument("--node", metavar="ID", help="with --store: serve as this cluster node")
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="the CI check's size: ceiling and builtin only, a few seconds",
     )
     args = parser.parse_args(argv)
+    if args.node is not None and args.store is None:
+        parser.error("--node needs --store postgresql://...")
     plan = Plan(
         args,
         n=30_000 if args.full else 1_500 if args.smoke else 6_000,
@@ -621,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "full": args.full,
         "cpu_count": os.cpu_count(),
         "conns": args.conns,
+        "store": "sqlite" if args.store is None else "postgresql",
+        "node": args.node,
     }
     with tempfile.TemporaryDirectory(prefix="consortia-bench-") as tmp:
         founders = {m: MemberKeys.generate(m) for m in FOUNDERS}
@@ -630,7 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\nsigned actions over HTTPS, {args.conns} keep-alive connections, sandbox "
         f"isolation {args.isolation!r}, {os.cpu_count()} cores shared by server and load "
-        "generator"
+        "generator, ledger in "
+        + ("SQLite" if args.store is None else "PostgreSQL")
+        + (f" (cluster node {args.node})" if args.node else "")
     )
     print(
         "ok/s: committed actions (and reads) per second; latency: service time, open-loop "
