@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from consortia import Committed, Platform
+from consortia.engine.sequencer import ServedElsewhere, _rank
 from consortia.errors import ConsortiaError, Unavailable
 from pg_server import postgres_server_fixture, postgres_url_fixture  # noqa: F401 - fixtures
 from world import FOUNDERS, World
@@ -22,8 +23,8 @@ LEASE = 0.6
 CODE = 'def main(params):\n    put("order/" + params["id"], params)\n    return params["id"]\n'
 
 
-def _second_node(world: World, tmp_path: Path, url: str) -> Platform:
-    data = tmp_path / "node-b"
+def _second_node(world: World, tmp_path: Path, url: str, node: str = "node-b") -> Platform:
+    data = tmp_path / node
     data.mkdir()
     shutil.copy(world.data / "node.key", data / "node.key")  # handed over at join
     return Platform.open(
@@ -31,7 +32,7 @@ def _second_node(world: World, tmp_path: Path, url: str) -> Platform:
         operator_keys=[world.operator.verify_key],
         clock=world.clock,
         store=url,
-        node="node-b",
+        node=node,
         lease_s=LEASE,
     )
 
@@ -82,3 +83,68 @@ def test_only_the_sequencer_serves_and_a_takeover_fences_the_old_one(
 def test_a_node_needs_a_postgres_store(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keeps its ledger in PostgreSQL"):
         Platform.open(tmp_path, node="node-a")
+
+
+def _server_of(cid: str, nodes: dict[str, Platform]) -> str:
+    """Ask every node for ``cid`` (twice: a holder hands over on its first ask); the one
+    that serves it, after checking that every other one names it."""
+    for _ in range(2):
+        served = []
+        named = set()
+        for name, platform in nodes.items():
+            try:
+                platform.runtime(cid)
+                served.append(name)
+            except ServedElsewhere as exc:
+                named.add(exc.node)
+        if len(served) == 1 and named <= set(served):
+            return served[0]
+    raise AssertionError(f"{cid}: served by {served}, others name {named}")
+
+
+def test_consortia_spread_over_the_live_nodes_and_move_only_when_a_node_goes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    a = World.open(tmp_path / "node-a", store=postgres_url, node="node-a", lease_s=LEASE)
+    others: list[Platform] = []
+    try:
+        cids = [f"c{i}" for i in range(12)]
+        for cid in cids:
+            a.create(cid, FOUNDERS)  # the creating node holds each lease at first
+        others = [_second_node(a, tmp_path, postgres_url, n) for n in ("node-b", "node-c")]
+        nodes = {"node-a": a.platform, "node-b": others[0], "node-c": others[1]}
+        for name, platform in nodes.items():
+            platform.advertise(f"https://{name}.invalid")
+        # Every node alive for a whole lease: then holders hand over at their next renewal.
+        deadline = time.monotonic() + LEASE * 1.5
+        while time.monotonic() < deadline:
+            for platform in nodes.values():
+                platform.heartbeat()
+            time.sleep(LEASE / 4)
+        time.sleep(LEASE / 2)  # every lease is due for renewal
+        placed = {cid: _server_of(cid, nodes) for cid in cids}
+        expected = {cid: max(nodes, key=lambda n: _rank(cid, n)) for cid in cids}
+        assert placed == expected
+        assert set(placed.values()) == set(nodes)  # every node sequences some
+        # Node c goes: past a lease its consortia move to a and b, and only those move.
+        nodes["node-c"].close()
+        others.pop()
+        del nodes["node-c"]
+        deadline = time.monotonic() + LEASE * 1.5
+        while time.monotonic() < deadline:
+            for platform in nodes.values():
+                platform.heartbeat()
+            time.sleep(LEASE / 4)
+        moved = {cid: _server_of(cid, nodes) for cid in cids}
+        for cid in cids:
+            if placed[cid] != "node-c":
+                assert moved[cid] == placed[cid]
+            else:
+                assert moved[cid] == max(nodes, key=lambda n: _rank(cid, n))
+        # What c committed is there for its successors.
+        committed = a.platform.runtime if moved["c0"] == "node-a" else others[0].runtime
+        assert committed("c0").next_seqno >= 1
+    finally:
+        for platform in others:
+            platform.close()
+        a.close()

@@ -250,6 +250,14 @@ class Platform:
         """This node's id in a cluster (None: a platform of its own)."""
         return None if self._sequencer is None else self._sequencer.node
 
+    def heartbeat(self) -> float | None:
+        """On a cluster node: say it is alive, so consortia are spread onto it too; the
+        seconds until the next heartbeat is due (None elsewhere)."""
+        if self._sequencer is None:
+            return None
+        self._sequencer.heartbeat()
+        return self._sequencer.ttl_s / 2
+
     def advertise(self, url: str) -> None:
         """On a cluster node: the URL written into the leases it takes, where the other
         nodes forward requests for the consortia it sequences (no-op elsewhere)."""
@@ -340,7 +348,9 @@ class Platform:
         founders = founders_of(request)
         constitution = build_constitution(template, founders)
         if self._sequencer is not None:
-            self._sequencer.hold(cid)  # the genesis commit, like any, is the sequencer's
+            # The genesis commit, like any, is the sequencer's: the node that creates the
+            # consortium takes it, and hands it over later if another node should have it.
+            self._sequencer.hold(cid, spread=False)
         keyring = Keyring.generate(random=self.random)
         info: JSONObject = {"name": request.name, "template": template.name, "created_at": now}
         row = ConsortiumRow(

@@ -18,12 +18,13 @@ advertised; the HTTP server forwards the request there (:mod:`consortia.server._
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from consortia.errors import Unavailable
-from consortia.ledger.lease import Fenced, Holder, Lease
+from consortia.ledger.lease import Fenced, Holder, Lease, LiveNode
 
 if TYPE_CHECKING:  # annotations only: the PostgreSQL driver loads with the store
     from consortia.ledger.postgres import PostgresStore
@@ -46,6 +47,11 @@ class ServedElsewhere(Unavailable):
         self.url = url
 
 
+def _rank(cid: str, node: str) -> bytes:
+    """Rendezvous hashing: the node with the highest rank for a consortium sequences it."""
+    return hashlib.sha256(f"{cid}\x00{node}".encode()).digest()
+
+
 class SequencerRole:
     """The leases one node holds, and what it does to keep or lose them."""
 
@@ -57,26 +63,87 @@ class SequencerRole:
         self.ttl_s = ttl_s
         #: Consortium id -> (lease, local monotonic time by which to renew it).
         self._held: dict[str, tuple[Lease, float]] = {}
-        #: Consortium id -> (another node's holder row, local time until which it holds).
+        #: Consortium id -> (another node's holder row, local time until which to believe it).
         self._elsewhere: dict[str, tuple[Holder, float]] = {}
+        #: The nodes alive at the last heartbeat, and the local time of the next one.
+        self._live: list[LiveNode] = []
+        self._beat_by = 0.0
 
-    def hold(self, cid: str) -> bool:
+    # -- spreading the consortia over the live nodes ------------------------------------------
+
+    def heartbeat(self) -> list[LiveNode]:
+        """Say this node is alive and learn which others are (every half lease: the
+        server calls it on a timer, and :meth:`hold` when it is due)."""
+        self._live = self.store.heartbeat(self.ttl_s)
+        self._beat_by = time.monotonic() + self.ttl_s / 2
+        return self._live
+
+    def preferred(self, cid: str) -> LiveNode | None:
+        """The live node that should sequence ``cid`` (rendezvous hashing over the live
+        nodes: each consortium has its own order of the nodes, so the consortia spread
+        evenly and a node's loss moves only its own); None when no heartbeat is known."""
+        if time.monotonic() >= self._beat_by:
+            try:
+                self.heartbeat()
+            except Unavailable:
+                return None  # no view of the cluster now: take what comes, as before
+        if not self._live:
+            return None
+        return max(self._live, key=lambda n: _rank(cid, n.node))
+
+    def _defer_to(self, cid: str) -> LiveNode | None:
+        """Another live node that should take ``cid``'s free lease, if any."""
+        best = self.preferred(cid)
+        if best is None or best.node == self.node or not best.url:
+            return None
+        return best
+
+    def _hand_over_to(self, cid: str) -> LiveNode | None:
+        """While holding ``cid``: the preferred node to give it to, once that node has been
+        alive for a whole lease (so a node that flaps does not pull consortia back and
+        forth)."""
+        best = self._defer_to(cid)
+        if best is None or best.alive_s < self.ttl_s:
+            return None
+        return best
+
+    # -- the lease ----------------------------------------------------------------------------
+
+    def hold(self, cid: str, *, spread: bool = True) -> bool:
         """Make sure this node holds ``cid``'s lease; True when it was (re)taken with a new
         epoch, so the consortium must be read again from the store. Raises ``unavailable``
-        while another node is its sequencer."""
+        while another node is its sequencer, and (``spread``) while the lease is free but
+        another live node should take it (:meth:`preferred`)."""
         held = self._held.get(cid)
         if held is not None:
             lease, renew_by = held
             if time.monotonic() < renew_by:
                 return False
             try:
-                self._keep(self.store.renew_lease(lease, self.ttl_s))
-                return False
+                lease = self.store.renew_lease(lease, self.ttl_s)
             except Fenced:
                 self.step_down(cid)
+            else:
+                successor = self._hand_over_to(cid)
+                if successor is None:
+                    self._keep(lease)
+                    return False
+                # Between two batches (the caller holds the consortium's lock): nothing of
+                # this node's is in flight for it.
+                self.store.release_lease(lease)
+                self._held.pop(cid, None)
+                log.info("node %r hands consortium %r over to %r", self.node, cid, successor.node)
+                raise self._preferred_error(cid, successor)
         known = self._elsewhere.get(cid)
         if known is not None and time.monotonic() < known[1]:
             raise self._elsewhere_error(cid, known[0])
+        found = self.store.lease_holder(cid)
+        if found is not None and found.node != self.node and found.live:
+            self._remember(cid, found)
+            raise self._elsewhere_error(cid, found)
+        successor = self._defer_to(cid) if spread else None
+        if successor is not None:
+            raise self._preferred_error(cid, successor)
         taken = self.store.acquire_lease(cid, self.ttl_s)
         if taken is None:
             found = self.store.lease_holder(cid)
@@ -86,13 +153,26 @@ class SequencerRole:
                     f"the sequencer lease of consortium {cid!r} is changing hands; retry "
                     "with the same request"
                 )
-            # No node can take the lease before it expires: no need to ask again until then.
-            self._elsewhere[cid] = (found, time.monotonic() + found.remaining_s)
+            self._remember(cid, found)
             raise self._elsewhere_error(cid, found)
         self._elsewhere.pop(cid, None)
-        self.store.fence(taken)
+        self.store.fence(taken, self.ttl_s)
         self._keep(taken)
         return True
+
+    def _remember(self, cid: str, found: Holder) -> None:
+        # Believed for a moment only: the holder may hand the consortium over early.
+        self._elsewhere[cid] = (found, time.monotonic() + min(found.remaining_s, self.ttl_s / 4))
+
+    @staticmethod
+    def _preferred_error(cid: str, successor: LiveNode) -> ServedElsewhere:
+        return ServedElsewhere(
+            f"consortium {cid!r} belongs to node {successor.node!r} of this cluster (the "
+            "consortia are spread over the live nodes); send the request to that node, or "
+            "retry here",
+            node=successor.node,
+            url=successor.url,
+        )
 
     @staticmethod
     def _elsewhere_error(cid: str, found: Holder) -> ServedElsewhere:

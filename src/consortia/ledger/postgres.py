@@ -53,12 +53,18 @@ from consortia.ledger._sqlite_rows import (
 from consortia.ledger.lease import (
     LEASE_MIGRATION,
     LEASE_SCHEMA,
+    NODES_SCHEMA,
     Fenced,
     Holder,
     Lease,
+    LiveNode,
     acquire,
+    break_stalled,
     check_fence,
+    heartbeat,
     holder,
+    node_session_name,
+    release,
     renew,
 )
 from consortia.ledger.store import (
@@ -204,6 +210,8 @@ class PostgresStore(SqlReads):
         #: Where that node takes requests (written into the leases it takes; may be set
         #: once the server is bound).
         self.node_url = node_url
+        #: A cluster node session's longest pause in a transaction or statement (see fence).
+        self._limit_ms = _IDLE_LIMIT_MS
         self.path = _describe(conninfo)
         self._lock = threading.RLock()
         self._closed = False
@@ -217,6 +225,8 @@ class PostgresStore(SqlReads):
                 self._create_schema()
             elif not read_only:
                 self._db.execute(LEASE_MIGRATION)
+            if not read_only:
+                self._db.execute(NODES_SCHEMA)
         except psycopg.Error as exc:
             with suppress(AttributeError, psycopg.Error):
                 self._db.close()
@@ -231,17 +241,29 @@ class PostgresStore(SqlReads):
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         # autocommit: a read is its own statement; a commit is an explicit BEGIN ... COMMIT,
         # so a batch is exactly one transaction and nothing commits behind our back.
-        db = psycopg.connect(self._conninfo, autocommit=True)
+        # A cluster node's sessions carry its id, so that a node taking over an expired
+        # lease can end the old holder's stalled transaction (lease.break_stalled).
+        extra: dict[str, Any] = {}
+        if self.node is not None:
+            extra["application_name"] = node_session_name(self.node)
+        db = psycopg.connect(self._conninfo, autocommit=True, **extra)
         try:
             row = db.execute("SHOW synchronous_commit").fetchone()
             if row is None or row[0] == "off":
                 db.execute("SET synchronous_commit TO on")
             if self.read_only:
                 db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            if self.node is not None:
+                self._limit_session(db)
         except BaseException:
             db.close()
             raise
         return db
+
+    def _limit_session(self, db: psycopg.Connection[tuple[Any, ...]]) -> None:
+        # Every session of a cluster node, also one opened again after a broken one.
+        for setting in ("idle_in_transaction_session_timeout", "statement_timeout"):
+            db.execute("SELECT set_config(%s, %s, false)", (setting, f"{self._limit_ms}ms"))
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The connection, replaced first if the last one broke (call under the lock)."""
@@ -398,9 +420,38 @@ class PostgresStore(SqlReads):
             raise ValueError("only a cluster node (PostgresStore(..., node=ID)) takes leases")
         with self._lock:
             try:
-                return acquire(self._connection(), cid, self.node, ttl_s, self.node_url)
+                db = self._connection()
+                try:
+                    return acquire(db, cid, self.node, ttl_s, self.node_url)
+                except psycopg.errors.LockNotAvailable:
+                    # The old holder, past its lease, still holds the row in a transaction
+                    # it does not finish (paused mid-commit): end that session, then take.
+                    if not break_stalled(db, cid):
+                        raise
+                    return acquire(db, cid, self.node, ttl_s, self.node_url)
             except psycopg.Error as exc:
                 raise Unavailable(f"cannot take the lease of {cid!r}: {_brief(exc)}") from None
+
+    def heartbeat(self, ttl_s: float) -> list[LiveNode]:
+        """Say this node is alive (at :attr:`node_url`); the nodes alive within ``ttl_s``."""
+        if self.node is None:
+            raise ValueError("only a cluster node (PostgresStore(..., node=ID)) has a heartbeat")
+        with self._lock:
+            try:
+                return heartbeat(self._connection(), self.node, self.node_url, ttl_s)
+            except psycopg.Error as exc:
+                raise Unavailable(f"cannot record this node's heartbeat: {_brief(exc)}") from None
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give ``lease`` up now (see :func:`consortia.ledger.lease.release`)."""
+        with self._lock:
+            try:
+                release(self._connection(), lease)
+            except psycopg.Error as exc:
+                raise Unavailable(
+                    f"cannot release the lease of {lease.cid!r}: {_brief(exc)}"
+                ) from None
+            self._fences.pop(lease.cid, None)
 
     def lease_holder(self, cid: str) -> Holder | None:
         """Who holds (or last held) ``cid``'s sequencer lease; None if none ever did."""
@@ -424,18 +475,20 @@ class PostgresStore(SqlReads):
                     f"cannot renew the lease of {lease.cid!r}: {_brief(exc)}"
                 ) from None
 
-    def fence(self, lease: Lease) -> None:
+    def fence(self, lease: Lease, ttl_s: float | None = None) -> None:
         """From now on, commit for ``lease.cid`` only while ``lease.epoch`` holds its lease.
 
-        The session also gets ``idle_in_transaction_session_timeout``: a node paused in the
-        middle of a commit cannot hold the lease row's lock, and so a takeover, for ever.
+        The session also gets ``idle_in_transaction_session_timeout`` and
+        ``statement_timeout`` (one lease of ``ttl_s``, between 1 and 5 s): a node paused in
+        the middle of a commit, between two statements or in the middle of sending one,
+        holds the lease row's lock, and so delays a takeover, for that long at most. A
+        commit's statements take milliseconds; one paused longer fails and is retried.
         """
+        if ttl_s is not None:
+            self._limit_ms = int(min(max(ttl_s, 1.0) * 1000, _IDLE_LIMIT_MS))
         with self._lock:
             try:
-                self._connection().execute(
-                    "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-                    (f"{_IDLE_LIMIT_MS}ms",),
-                )
+                self._limit_session(self._connection())
             except psycopg.Error as exc:
                 raise Unavailable(f"cannot fence {lease.cid!r}: {_brief(exc)}") from None
             self._fences[lease.cid] = lease.epoch

@@ -53,6 +53,10 @@ _ANSWER_HEADERS: Final = (
 )
 
 
+#: A relayed stream may stay quiet for long (keep-alive comments come every 15 s).
+_STREAM_TIMEOUT: Final = httpx.Timeout(10.0, connect=2.0, read=None)
+
+
 def cluster_tls(cert: Path | None) -> ssl.SSLContext | bool:
     """How a node checks the node it forwards to: the cluster's certificate ``cert`` as
     the only trust anchor (False for plain HTTP, development only)."""
@@ -72,7 +76,9 @@ class Forwarder:
         self.node = node
         self._http = httpx.AsyncClient(
             verify=verify,
-            timeout=httpx.Timeout(10.0, read=60.0),
+            # A node that does not connect within 2 s is taken for lost: the member's
+            # retry (to any node) finds the new sequencer once its lease has expired.
+            timeout=httpx.Timeout(10.0, connect=2.0, read=60.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
 
@@ -97,7 +103,7 @@ class Forwarder:
             params=list(request.query_params.multi_items()),
             headers=headers,
             content=body,
-            timeout=httpx.Timeout(10.0, read=None) if stream else httpx.USE_CLIENT_DEFAULT,
+            timeout=_STREAM_TIMEOUT if stream else httpx.USE_CLIENT_DEFAULT,
         )
         try:
             answer = await self._http.send(outgoing, stream=stream)

@@ -396,11 +396,26 @@ def create_app(
     """
     service = Service(platform, limits or Limits(), exposure or Exposure(), attestation, forwarder)
 
+    async def heartbeats() -> None:
+        # A cluster node says it is alive every half lease, busy or idle (engine/sequencer.py).
+        while True:
+            try:
+                every = await asyncio.to_thread(platform.heartbeat)
+            except ConsortiaError as exc:
+                log.warning("cluster heartbeat failed: %s", exc.code)
+                every = 1.0
+            if every is None:
+                return
+            await asyncio.sleep(every)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not await asyncio.to_thread(platform.prepare_analytics):
             log.warning("the misuse detector is still loading; serving meanwhile")
+        beating = asyncio.get_running_loop().create_task(heartbeats()) if platform.node else None
         yield
+        if beating is not None:
+            beating.cancel()
         service.begin_shutdown()
         await service.sequencer.close()
         if forwarder is not None:
