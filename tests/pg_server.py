@@ -33,6 +33,7 @@ from psycopg import sql
 __all__ = [
     "PostgresServer",
     "find_bindir",
+    "free_port",
     "postgres_server",
     "postgres_server_fixture",
     "postgres_url_fixture",
@@ -59,7 +60,8 @@ def find_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free right now (for a server about to bind it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -198,7 +200,7 @@ def postgres_server(
         if as_user is not None:
             os.chown(root / "sock", entry.pw_uid, entry.pw_gid)
         server = PostgresServer(
-            root, bindir, _free_port(), as_user, settings=dict(settings or {}), hba=hba
+            root, bindir, free_port(), as_user, settings=dict(settings or {}), hba=hba
         )
         try:
             if initdb:

@@ -15,7 +15,6 @@ import os
 import queue
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,11 @@ import pytest
 from consortia import MemberKeys, Platform, SigningKey, sign_action, sign_creation
 from consortia.identity.keyfile import save_public_jwk
 from consortia.server.tls import ensure_self_signed
-from pg_server import postgres_server_fixture, postgres_url_fixture  # noqa: F401 - fixtures
+from pg_server import (  # noqa: F401 - fixtures
+    free_port,
+    postgres_server_fixture,
+    postgres_url_fixture,
+)
 
 #: Seconds a sequencer lease lasts in these tests (the longest a takeover should wait).
 LEASE = 0.6
@@ -47,13 +50,6 @@ def main(params):
     notify(["vendor"], {"order": params["order"]})
     return params["order"]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -221,7 +217,7 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
         if i > 1:
             (data / "node.key").write_bytes((first / "node.key").read_bytes())
             (data / "node.key").chmod(0o600)
-        port = _free_port()
+        port = free_port()
         argv = [
             sys.executable, "-m", "consortia", "serve", "--data", str(data),
             "--store", postgres_url, "--node", f"n{i}", "--port", str(port),
