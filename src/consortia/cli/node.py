@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from consortia.client._transport import error_from_response, tls_verify
+from consortia.client import error_from_response, tls_verify
 from consortia.engine.datadir import TLS_CERT_FILE, TLS_KEY_FILE
 from consortia.errors import BadRequest, ConsortiaError
 from consortia.identity._b64 import b64url_decode, b64url_encode

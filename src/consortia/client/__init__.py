@@ -8,7 +8,9 @@ from consortia.client._transport import (
     PinMismatch,
     ServiceUnreachable,
     UntrustedCertificate,
+    error_from_response,
     normalize_fingerprint,
+    tls_verify,
 )
 from consortia.client.member import MemberClient, Notification, Submitted, create_consortium
 
@@ -20,5 +22,7 @@ __all__ = [
     "Submitted",
     "UntrustedCertificate",
     "create_consortium",
+    "error_from_response",
     "normalize_fingerprint",
+    "tls_verify",
 ]

@@ -52,6 +52,19 @@ def _rank(cid: str, node: str) -> bytes:
     return hashlib.sha256(f"{cid}\x00{node}".encode()).digest()
 
 
+def _served_elsewhere(cid: str, node: str, url: str, why: str) -> ServedElsewhere:
+    return ServedElsewhere(
+        f"consortium {cid!r} is served by node {node!r} of this cluster ({why}); send the "
+        "request to that node, or retry here",
+        node=node,
+        url=url,
+    )
+
+
+def _held_elsewhere(cid: str, found: Holder) -> ServedElsewhere:
+    return _served_elsewhere(cid, found.node, found.url, "its sequencer holds the lease")
+
+
 class SequencerRole:
     """The leases one node holds, and what it does to keep or lose them."""
 
@@ -133,56 +146,37 @@ class SequencerRole:
                 self.store.release_lease(lease)
                 self._held.pop(cid, None)
                 log.info("node %r hands consortium %r over to %r", self.node, cid, successor.node)
-                raise self._preferred_error(cid, successor)
+                raise _served_elsewhere(cid, successor.node, successor.url, "handed over to it")
         known = self._elsewhere.get(cid)
         if known is not None and time.monotonic() < known[1]:
-            raise self._elsewhere_error(cid, known[0])
-        found = self.store.lease_holder(cid)
-        if found is not None and found.node != self.node and found.live:
-            self._remember(cid, found)
-            raise self._elsewhere_error(cid, found)
+            raise _held_elsewhere(cid, known[0])
+        self._refuse_if_held_elsewhere(cid)
         successor = self._defer_to(cid) if spread else None
         if successor is not None:
-            raise self._preferred_error(cid, successor)
+            raise _served_elsewhere(
+                cid, successor.node, successor.url, "the consortia are spread over the live nodes"
+            )
         taken = self.store.acquire_lease(cid, self.ttl_s)
         if taken is None:
-            found = self.store.lease_holder(cid)
-            if found is None or found.node == self.node or not found.live:
-                # Released or expired in between: the next request tries to take it again.
-                raise Unavailable(
-                    f"the sequencer lease of consortium {cid!r} is changing hands; retry "
-                    "with the same request"
-                )
-            self._remember(cid, found)
-            raise self._elsewhere_error(cid, found)
+            self._refuse_if_held_elsewhere(cid)  # another node took it in between
+            # Released or expired in between: the next request tries to take it again.
+            raise Unavailable(
+                f"the sequencer lease of consortium {cid!r} is changing hands; retry with the "
+                "same request"
+            )
         self._elsewhere.pop(cid, None)
         self.store.fence(taken, self.ttl_s)
         self._keep(taken)
         return True
 
-    def _remember(self, cid: str, found: Holder) -> None:
-        # Believed for a moment only: the holder may hand the consortium over early.
-        self._elsewhere[cid] = (found, time.monotonic() + min(found.remaining_s, self.ttl_s / 4))
-
-    @staticmethod
-    def _preferred_error(cid: str, successor: LiveNode) -> ServedElsewhere:
-        return ServedElsewhere(
-            f"consortium {cid!r} belongs to node {successor.node!r} of this cluster (the "
-            "consortia are spread over the live nodes); send the request to that node, or "
-            "retry here",
-            node=successor.node,
-            url=successor.url,
-        )
-
-    @staticmethod
-    def _elsewhere_error(cid: str, found: Holder) -> ServedElsewhere:
-        return ServedElsewhere(
-            f"consortium {cid!r} is served by node {found.node!r} of this cluster (its "
-            "sequencer holds the lease); send the request to that node, or retry here once "
-            "its lease has expired",
-            node=found.node,
-            url=found.url,
-        )
+    def _refuse_if_held_elsewhere(self, cid: str) -> None:
+        """Raise :class:`ServedElsewhere` while another node holds ``cid``'s live lease
+        (remembered for a moment only: the holder may hand the consortium over early)."""
+        found = self.store.lease_holder(cid)
+        if found is not None and found.node != self.node and found.live:
+            until = time.monotonic() + min(found.remaining_s, self.ttl_s / 4)
+            self._elsewhere[cid] = (found, until)
+            raise _held_elsewhere(cid, found)
 
     def step_down(self, cid: str) -> None:
         """Forget ``cid``'s lease (it was taken over): serve it no more until retaken."""

@@ -83,7 +83,8 @@ _SCHEMA_LOCK = 0x436F6E736F727469  # "Consorti"
 #: Looking up the outcome of a COMMIT whose connection was lost: tries, and seconds between.
 _OUTCOME_TRIES = 20
 _OUTCOME_WAIT = 0.25
-#: A fenced session's longest pause inside a transaction before the server aborts it.
+#: A cluster node session's longest pause inside a transaction, or statement, before the
+#: server aborts it (at most; a shorter lease shortens it, see PostgresStore.fence).
 _IDLE_LIMIT_MS = 5000
 
 _CID_TABLES = CID_TABLES

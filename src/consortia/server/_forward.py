@@ -82,6 +82,12 @@ class Forwarder:
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
 
+    def _headers(self, request: Request) -> dict[str, str]:
+        """What of the member's request headers travels on, marked as passed on by us."""
+        headers = {k: v for k in _REQUEST_HEADERS if (v := request.headers.get(k)) is not None}
+        headers[FORWARDED_BY] = self.node
+        return headers
+
     async def close(self) -> None:
         """Close the connections to the other nodes."""
         await self._http.aclose()
@@ -94,8 +100,7 @@ class Forwarder:
         if request.headers.get(FORWARDED_BY) is not None or not elsewhere.url:
             raise elsewhere
         url = elsewhere.url.rstrip("/") + request.url.path
-        headers = {k: v for k in _REQUEST_HEADERS if (v := request.headers.get(k)) is not None}
-        headers[FORWARDED_BY] = self.node
+        headers = self._headers(request)
         stream = "text/event-stream" in request.headers.get("accept", "")
         outgoing = self._http.build_request(
             request.method,
@@ -141,8 +146,7 @@ class Forwarder:
         if request.headers.get(FORWARDED_BY) is not None:
             return []
         found: list[JSON] = []
-        headers = {k: v for k in _REQUEST_HEADERS if (v := request.headers.get(k)) is not None}
-        headers[FORWARDED_BY] = self.node
+        headers = self._headers(request)
         for url, cids in sorted(elsewhere.items()):
             try:
                 answer = await self._http.get(url.rstrip("/") + "/v1/consortia", headers=headers)
